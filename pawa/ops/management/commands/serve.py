@@ -1,0 +1,59 @@
+"""Start the whole platform in the foreground: Redis (if embedded), Celery worker(s), ASGI server.
+
+Output of every process is prefixed with its name; Ctrl-C stops them all.
+"""
+
+import os
+import shlex
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from honcho.manager import Manager
+
+from pawa.ops import localredis
+
+
+class Command(BaseCommand):
+    help = "Run Redis (when REDIS_URL is unset), the inference worker(s) and the web server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("PAWA_WORKERS", "1")),
+            help="Number of Celery inference worker processes.",
+        )
+
+    def handle(self, *args, host, port, workers, **options):
+        python = sys.executable
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        manager = Manager()
+        if settings.REDIS_EMBEDDED:
+            if localredis.is_up(settings.REDIS_URL):
+                self.stdout.write(f"Using the Redis already running at {settings.REDIS_URL}")
+            else:
+                command = localredis.server_command(
+                    settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
+                )
+                manager.add_process("redis", shlex.join(command), env=env)
+        for number in range(1, workers + 1):
+            worker = [
+                python, "-m", "celery", "-A", "pawa", "worker",
+                "--queues", "inference,default",
+                "--hostname", f"inference{number}@%h",
+                "--concurrency", os.environ.get("PAWA_WORKER_CONCURRENCY", "1"),
+                "--loglevel", "INFO",
+            ]
+            manager.add_process(f"worker{number}", shlex.join(worker), env=env)
+        web = [
+            python, "-m", "uvicorn", "pawa.asgi:application",
+            "--host", host, "--port", str(port),
+            "--ws", "websockets-sansio", "--proxy-headers", "--no-server-header",
+        ]
+        manager.add_process("web", shlex.join(web), env=env)
+        self.stdout.write(f"PAWA starts on http://{host}:{port}  (Ctrl-C stops everything)")
+        manager.loop()
+        sys.exit(manager.returncode)

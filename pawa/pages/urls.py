@@ -1,0 +1,14 @@
+from django.urls import path
+
+from pawa.ops import views as ops_views
+from pawa.pages import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("demo/", views.demo, name="demo"),
+    path("docs/", views.docs_page, {"slug": "index"}, name="docs"),
+    path("docs/<slug:slug>/", views.docs_page, name="docs_page"),
+    path("privacy/", views.privacy, name="privacy"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+]

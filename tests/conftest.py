@@ -1,0 +1,158 @@
+"""Shared fixtures: real Redis, a real Celery worker, a live ASGI server, three people."""
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+from pawa.ops import localredis
+
+_embedded_redis = None
+
+
+def pytest_configure(config):
+    global _embedded_redis
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    if settings.REDIS_EMBEDDED:
+        _embedded_redis = localredis.ensure_running(
+            settings.REDIS_URL, settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis-test"
+        )
+
+
+def pytest_unconfigure(config):
+    if _embedded_redis is not None:
+        _embedded_redis.terminate()
+        _embedded_redis.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(settings):
+    """Each test gets its own cache namespace, so rate limits never leak between tests."""
+    caches = dict(settings.CACHES)
+    caches["default"] = dict(caches["default"], KEY_PREFIX=f"pawa-test-{uuid.uuid4().hex}")
+    settings.CACHES = caches
+
+
+@pytest.fixture
+def password():
+    return "Mlima-Kilimanjaro-5895"
+
+
+@pytest.fixture
+def make_user(django_user_model, password):
+    def make(email: str, **extra):
+        user = django_user_model.objects.create_user(
+            username=email.split("@")[0], email=email, password=password, **extra
+        )
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("amina@example.com")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("baraka@example.com", is_staff=True)
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("chausiku@example.com")
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (threads in this process) consuming the platform's queues."""
+    from celery.contrib.testing.worker import start_worker
+
+    from pawa.celery import app
+
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=["inference", "default"],
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_asgi(transactional_db):
+    """The real ASGI application (HTTP and websockets) served by uvicorn on 127.0.0.1."""
+    import uvicorn
+
+    from pawa.asgi import application
+
+    port = _free_port()
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian chromium is missing: run scripts/ensure-chromium.sh (make test does)")
+    # Playwright's sync API runs an event loop; the ORM calls in browser tests are safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_asgi):
+    """A fresh browser context; records every URL the page requests."""
+    context = browser.new_context(base_url=live_asgi, locale="sw-TZ")
+    page = context.new_page()
+    page.requested_urls = []
+    page.on("request", lambda request: page.requested_urls.append(request.url))
+    yield page
+    context.close()

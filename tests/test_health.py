@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+
+def test_healthz_answers_while_the_web_process_is_up(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_ready_when_database_redis_and_a_worker_answer(client, celery_worker):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"] == {"database": True, "redis": True, "worker": True}
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_missing_worker(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["missing"] == ["worker"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_a_missing_redis(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = json.loads(response.content)
+    assert "redis" in body["missing"] and "worker" in body["missing"]
+    assert body["checks"]["database"] is True
