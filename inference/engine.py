@@ -82,6 +82,7 @@ class GenerationResult:
     time_to_first_token: float | None = None
     total_time: float = 0.0
     error: str | None = None
+    token_ids: list[int] = field(default_factory=list, repr=False)
 
     @property
     def tokens_per_second(self) -> float:
@@ -92,6 +93,7 @@ class GenerationResult:
 
     def as_dict(self) -> dict:
         data = asdict(self)
+        del data["token_ids"]
         data["tokens_per_second"] = round(self.tokens_per_second, 2)
         return data
 
@@ -336,6 +338,7 @@ class Engine:
                     finish = "stop"
                     continue
                 result.completion_tokens += 1
+                result.token_ids.append(step.token_id)
                 delta = decoder.add(step.token_id)
                 if at_start and delta:
                     delta = delta.lstrip()

@@ -43,7 +43,8 @@ class GGUFModel:
         if tensor is None:
             raise ModelError(f"GGUF file is missing tensor {name!r}")
         array = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-        return np.ascontiguousarray(array, dtype=np.float32)
+        # F32 tensors come back as read-only views of the file; quantization needs writable arrays.
+        return np.require(array, np.float32, ["C_CONTIGUOUS", "WRITEABLE", "OWNDATA"])
 
 
 def read_gguf(path: str | Path) -> GGUFModel:
@@ -154,6 +155,11 @@ def _gemma_spec(model: GGUFModel, progress: Progress | None):
         sliding_window=window or None,
     )
     decoder = spec.decoder
+    if window:
+        # The decoder-level window makes CTranslate2 prefill long prompts in window-sized
+        # chunks, which gives wrong results when local and global layers are mixed. The
+        # window is enforced per layer (attention masks) instead.
+        decoder.sliding_window = np.int32(0)
     decoder.scale_embeddings = True
     decoder.start_from_zero_embedding = False
     _set_embeddings_and_output(model, decoder)

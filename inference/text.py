@@ -65,7 +65,10 @@ class IncrementalDecoder:
         self._ids.append(token_id)
         prefix = self._decode(self._ids[self._prefix_offset:self._read_offset])
         text = self._decode(self._ids[self._prefix_offset:])
-        if len(text) > len(prefix) and not text.endswith("\ufffd"):
+        # A UTF-8 character spans at most 4 byte tokens: past that the bytes are invalid
+        # and are shown as they are rather than held back forever.
+        incomplete = text.endswith("\ufffd") and len(self._ids) - self._read_offset < 4
+        if len(text) > len(prefix) and not incomplete:
             delta = text[len(prefix):]
             self._prefix_offset = self._read_offset
             self._read_offset = len(self._ids)

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "pawa.ops",
+    "pawa.llm",
     "pawa.accounts",
     "pawa.pages",
     "pawa.dashboard",
@@ -237,3 +238,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CSRF_FAILURE_VIEW = "pawa.pages.views.csrf_failure"
+
+# Language models (see inference/ and `manage.py models`).
+PAWA_MODELS_DIR = Path(env("PAWA_MODELS_DIR", str(VAR_DIR / "models")))
+PAWA_DEFAULT_MODEL = env("PAWA_DEFAULT_MODEL", "gemma3-270m")
+PAWA_DEVICE = env("PAWA_DEVICE", "auto")
+PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemma3-270m")
