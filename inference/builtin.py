@@ -149,7 +149,20 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "display_name": "SmolLM2 135M Instruct",
             "license": "Apache-2.0",
             "languages": ["en"],
-            "compute_type": "int8",
+            # Measured (benchmarks/models.py): int8 compute is ~2x faster but costs +4 % perplexity
+            # on English; float32 compute on the int8 weights stays within 0.1 %.
+            "compute_type": "float32",
+            "threads": 1,
+            "measurements": {
+                "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
+                        "Swahili and English paragraphs (benchmarks/data).",
+                "rows": [
+                    {"compute_type": "int8", "threads": 1, "tok_s": 38.2, "rss_mib": 150, "ppl_sw": 236.4,
+                     "ppl_sw_delta": 1.2, "ppl_en": 24.0, "ppl_en_delta": 4.0, "agreement": "3/8"},
+                    {"compute_type": "float32", "threads": 1, "tok_s": 19.7, "rss_mib": 360, "ppl_sw": 232.0,
+                     "ppl_sw_delta": -0.7, "ppl_en": 23.1, "ppl_en_delta": 0.1, "agreement": "4/8"},
+                ],
+            },
             "default_system_prompt": "You are PAWA, a helpful assistant. Answer clearly and briefly.",
             "description": {
                 "en": "A tiny English instruction-tuned model (135M parameters). Fast on any CPU; "
@@ -172,7 +185,22 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "languages": ["sw", "en", "140+"],
             "kind": "base",
             "context_length": 8192,
-            "compute_type": "int8",
+            # Measured (benchmarks/models.py): int8 compute costs +8.5 % perplexity on Swahili;
+            # float32 compute on the int8 weights +0.8 %, at ~60 % of the speed.
+            "compute_type": "float32",
+            "threads": 2,
+            "measurements": {
+                "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
+                        "Swahili and English paragraphs (benchmarks/data).",
+                "rows": [
+                    {"compute_type": "int8", "threads": 1, "tok_s": 20.1, "rss_mib": 478, "ppl_sw": 77.7,
+                     "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
+                    {"compute_type": "int8", "threads": 2, "tok_s": 27.7, "rss_mib": 292, "ppl_sw": 77.7,
+                     "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
+                    {"compute_type": "float32", "threads": 2, "tok_s": 15.7, "rss_mib": 1002, "ppl_sw": 72.1,
+                     "ppl_sw_delta": 0.8, "ppl_en": 16.5, "ppl_en_delta": -0.7, "agreement": "5/8"},
+                ],
+            },
             "chat_template": GEMMA_BASE_TEMPLATE,
             "stop": GEMMA_BASE_STOP,
             "default_system_prompt": "Wewe ni PAWA, msaidizi anayejibu kwa Kiswahili sanifu kwa ufupi na usahihi.",

@@ -23,7 +23,7 @@ class ModelCard:
     license: str
     source: dict  # {"type": "gguf"|"hf"|"package", "file", "package", "version", "sha256"}
     quantization: str  # how the weights are stored on disk
-    compute_type: str  # the default compute type on CPU
+    compute_type: str  # the default compute type on CPU, chosen by measurement
     chat_template: str
     bos_token: str = ""
     eos_token: str = ""
@@ -32,6 +32,7 @@ class ModelCard:
     stop: list[str] = field(default_factory=list)
     default_system_prompt: str = ""
     description: dict = field(default_factory=dict)  # language code -> text
+    threads: int = 1  # OpenMP threads per generation on CPU, chosen by measurement
     size_fp32_bytes: int = 0
     size_int8_bytes: int = 0
     size_on_disk_bytes: int = 0

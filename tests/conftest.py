@@ -156,3 +156,33 @@ def page(browser, live_asgi):
     page.on("request", lambda request: page.requested_urls.append(request.url))
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def real_models():
+    """The built-in models, installed offline the way `make run` installs them (once)."""
+    from inference.builtin import BUILTIN_MODELS
+    from inference.registry import ModelStore
+
+    store = ModelStore(settings.PAWA_MODELS_DIR)
+    for name in BUILTIN_MODELS:
+        store.install(name)
+    return store
+
+
+@pytest.fixture(scope="session")
+def smollm(real_models):
+    from inference.engine import Engine
+
+    engine = Engine(real_models.path("smollm2-135m-instruct"), device="cpu")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def gemma(real_models):
+    from inference.engine import Engine
+
+    engine = Engine(real_models.path("gemma3-270m"), device="cpu")
+    yield engine
+    engine.close()

@@ -7,12 +7,26 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import requires_csrf_token
 
+from pawa.llm.quantization import quantization_example
+from pawa.llm.store import installed_models
+
 # The documentation: slug -> title. Each page is a template per language.
 DOCS_PAGES = {
     "index": _("Documentation"),
     "getting-started": _("Getting started"),
     "api": _("Developer API"),
+    "models": _("Models"),
+    "quantization": _("Quantization"),
 }
+
+
+def _docs_context(slug: str) -> dict:
+    """Pages computed from the installed models."""
+    if slug == "models":
+        return {"models": installed_models()}
+    if slug == "quantization":
+        return {"quant": quantization_example(), "models": installed_models()}
+    return {}
 
 
 def home(request):
@@ -40,6 +54,7 @@ def docs_page(request, slug: str):
         raise Http404 from exc
     context = {"doc_title": DOCS_PAGES[slug], "doc_slug": slug, "doc_pages": DOCS_PAGES}
     context["doc_body"] = body.template.name
+    context.update(_docs_context(slug))
     return render(request, "docs/page.html", context)
 
 

@@ -58,6 +58,10 @@ class Command(BaseCommand):
         install.add_argument("--force", action="store_true", help="reinstall even if present")
         remove = sub.add_parser("remove", help="Remove an installed model.")
         remove.add_argument("name")
+        configure = sub.add_parser("configure", help="Change how a model runs on CPU (see its card's measurements).")
+        configure.add_argument("name")
+        configure.add_argument("--compute-type", choices=("int8", "int8_float32", "float32"))
+        configure.add_argument("--threads", type=int, choices=range(1, 65), metavar="N")
         show = sub.add_parser("show", help="Print a model's card as JSON.")
         show.add_argument("name")
         try_ = sub.add_parser("try", help="Stream an answer in the terminal through the model's chat template.")
@@ -111,6 +115,16 @@ class Command(BaseCommand):
     def do_remove(self, *, name, **options):
         model_store().remove(name)
         self.stdout.write(f"Removed {name}")
+
+    def do_configure(self, *, name, compute_type, threads, **options):
+        store = model_store()
+        card = store.get(name)
+        if compute_type:
+            card.compute_type = compute_type
+        if threads:
+            card.threads = threads
+        card.save(store.path(name))
+        self.stdout.write(f"{name}: compute type {card.compute_type}, {card.threads} thread(s) per generation")
 
     def do_show(self, *, name, **options):
         self.stdout.write(json.dumps(model_store().get(name).as_dict(), indent=2, ensure_ascii=False))

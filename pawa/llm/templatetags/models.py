@@ -1,0 +1,29 @@
+from django import template
+from django.utils.translation import get_language
+
+register = template.Library()
+
+
+@register.filter
+def mib(size: int) -> str:
+    return f"{(size or 0) / 2**20:,.0f} MiB"
+
+
+@register.filter
+def millions(count: int) -> str:
+    return f"{(count or 0) / 1e6:,.0f}M"
+
+
+@register.filter
+def card_summary(card) -> str:
+    return card.summary((get_language() or "sw").split("-")[0])
+
+
+@register.filter
+def num(value, digits: int = 4) -> str:
+    return f"{value:.{digits}f}"
+
+
+@register.filter
+def percent(value) -> str:
+    return f"{value:+.1f} %"
