@@ -108,6 +108,12 @@ class Generation:
     def __iter__(self) -> Iterator[str]:
         return self._deltas
 
+    def complete(self) -> GenerationResult:
+        """Consume the rest of the stream and return the final result."""
+        for _ in self._deltas:
+            pass
+        return self.result
+
     def close(self) -> None:
         close = getattr(self._deltas, "close", None)
         if close:

@@ -35,6 +35,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
     secret.write_text(secrets.token_urlsafe(50))
     environment.update(SECRET_KEY_FILE=str(secret), PAWA_VAR_DIR=str(tmp_path))
     env = dict(os.environ, **environment)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests, never in production
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT, env=env, capture_output=True, text=True,

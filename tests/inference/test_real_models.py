@@ -22,10 +22,10 @@ def test_smollm2_knows_the_capital_of_tanzania(smollm):
 
 def test_gemma3_continues_swahili_in_swahili(gemma):
     prompt = gemma.text_prompt("Tanzania ni nchi iliyoko Afrika Mashariki. Watu wake wengi ni wakulima, na")
-    generation = gemma.generate(prompt, SamplingParams(temperature=0, max_tokens=40, repetition_penalty=1.2))
-    words = re.findall(r"[a-z]+", generation.result.text.lower())
-    assert len(words) >= 10
-    assert sum(word in SWAHILI_WORDS for word in words) / len(words) > 0.15, generation.result.text
+    result = gemma.generate(prompt, SamplingParams(temperature=0, max_tokens=40, repetition_penalty=1.2)).complete()
+    words = re.findall(r"[a-z]+", result.text.lower())
+    assert len(words) >= 10, result.text
+    assert sum(word in SWAHILI_WORDS for word in words) / len(words) > 0.15, result.text
 
 
 def test_gemma3_chat_framing_answers_in_swahili(gemma):
@@ -62,9 +62,8 @@ def test_cancelling_a_real_generation_stops_within_one_token(gemma):
 def test_the_same_seed_gives_the_same_answer(smollm):
     prompt = smollm.chat_prompt([{"role": "user", "content": "Tell me a very short story."}])
     params = SamplingParams(temperature=0.9, max_tokens=24, seed=7)
-    assert smollm.generate(prompt, params) and "".join(smollm.generate(prompt, params)) == "".join(
-        smollm.generate(prompt, params)
-    )
+    first = smollm.generate(prompt, params).complete().text
+    assert first and first == smollm.generate(prompt, params).complete().text
 
 
 def test_model_cards_describe_the_builtin_models(real_models):
