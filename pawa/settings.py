@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "pawa.ops",
     "pawa.llm",
+    "pawa.generation",
+    "pawa.chat",
     "pawa.accounts",
     "pawa.pages",
     "pawa.dashboard",
@@ -148,13 +150,15 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "pawa:channels:"},
+        # channels-redis blocks up to 5 s per read; redis-py's default socket timeout is also
+        # 5 s, so give reads more room.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "pawa:channels:"},
     }
 }
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"pawa.chat.tasks.*": {"queue": "inference"}}
+CELERY_TASK_ROUTES = {"pawa.generation.*": {"queue": "inference"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("PAWA_TASK_TIME_LIMIT", "900")
@@ -244,3 +248,9 @@ PAWA_MODELS_DIR = Path(env("PAWA_MODELS_DIR", str(VAR_DIR / "models")))
 PAWA_DEFAULT_MODEL = env("PAWA_DEFAULT_MODEL", "gemma3-270m")
 PAWA_DEVICE = env("PAWA_DEVICE", "auto")
 PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemma3-270m")
+
+# Generations (chat and API): limits and streaming.
+PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
+PAWA_MAX_MESSAGE_CHARS = envint("PAWA_MAX_MESSAGE_CHARS", "8000")
+PAWA_STREAM_FLUSH_MS = envint("PAWA_STREAM_FLUSH_MS", "50")
+PAWA_ENGINE_INTER_THREADS = envint("PAWA_WORKER_CONCURRENCY", "1")

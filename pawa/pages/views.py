@@ -34,10 +34,10 @@ def home(request):
 
 
 def demo(request):
-    """The "Try it" link: people who are signed in go to their dashboard, others sign in first."""
+    """The "Try it" link: the chat, after signing in."""
     if request.user.is_authenticated:
-        return redirect("dashboard")
-    return redirect(f"{reverse('account_login')}?next={reverse('dashboard')}")
+        return redirect("chat:index")
+    return redirect(f"{reverse('account_login')}?next={reverse('chat:index')}")
 
 
 def privacy(request):

@@ -1,0 +1,179 @@
+"""The chat websocket: messages in, tokens out (relayed from each generation's Redis Stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
+
+from inference import relay
+from pawa.chat import selectors, services
+from pawa.generation import services as generation_services
+from pawa.generation.models import Generation
+from pawa.generation.redis import async_client
+
+log = logging.getLogger(__name__)
+
+
+def scope_language(scope) -> str:
+    supported = {code for code, _ in settings.LANGUAGES}
+    cookie = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+    if cookie in supported:
+        return cookie
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    for code, _quality in parse_accept_lang_header(accept):
+        base = code.split("-")[0]
+        if base in supported:
+            return base
+    return settings.LANGUAGE_CODE
+
+
+@database_sync_to_async
+def _idle_event(generation_id: str) -> dict | None:
+    return generation_services.generation_idle_event(generation_id=generation_id)
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.user = user
+        self.language = scope_language(self.scope)
+        self.relays: dict[str, asyncio.Task] = {}
+        self.redis = async_client()
+        await self.accept()
+
+    async def disconnect(self, code):
+        # Leaving does not stop an answer: the page resumes it when it comes back.
+        for task in getattr(self, "relays", {}).values():
+            task.cancel()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
+
+    async def receive_json(self, content, **kwargs):
+        handlers = {
+            "send": self.on_send,
+            "stop": self.on_stop,
+            "resume": self.on_resume,
+            "regenerate": self.on_regenerate,
+            "edit": self.on_edit,
+        }
+        kind = content.get("type") if isinstance(content, dict) else None
+        request_id = content.get("request_id") if isinstance(content, dict) else None
+        with translation.override(self.language):
+            handler = handlers.get(kind)
+            try:
+                if handler is None:
+                    raise services.ChatError(_("Unknown request."))
+                await handler(content)
+            except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
+                await self.send_json({"type": "error", "code": "not_found", "request_id": request_id,
+                                      "message": _("Conversation not found.")})
+            except services.ChatError as exc:
+                await self.send_json({"type": "error", "code": "refused", "request_id": request_id,
+                                      "message": str(exc)})
+
+    async def decode_json(self, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return {}
+
+    # Requests ---------------------------------------------------------------------------
+
+    async def on_send(self, content):
+        question, answer, conversation = await self._send(content.get("conversation_id"), content.get("content"),
+                                                          content.get("model"))
+        await self._accepted(content, conversation, answer, question=question)
+
+    @database_sync_to_async
+    def _send(self, conversation_id, text, model_name):
+        with transaction.atomic():  # a refused first message leaves no empty conversation behind
+            if conversation_id:
+                conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
+            else:
+                conversation = services.conversation_create(user=self.user, model_name=model_name or None)
+            question, answer = services.message_send(conversation=conversation, content=text)
+        conversation.refresh_from_db()
+        return question.as_dict(), answer.as_dict(), conversation
+
+    async def on_regenerate(self, content):
+        answer, conversation = await self._regenerate(content.get("conversation_id"))
+        await self._accepted(content, conversation, answer)
+
+    @database_sync_to_async
+    def _regenerate(self, conversation_id):
+        conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
+        return services.message_regenerate(conversation=conversation).as_dict(), conversation
+
+    async def on_edit(self, content):
+        question, answer, conversation = await self._edit(content.get("message_id"), content.get("content"))
+        await self._accepted(content, conversation, answer, question=question)
+
+    @database_sync_to_async
+    def _edit(self, message_id, text):
+        message = selectors.message_get(user=self.user, message_id=message_id)
+        question, answer = services.message_edit(message=message, content=text)
+        return question.as_dict(), answer.as_dict(), message.conversation
+
+    async def on_stop(self, content):
+        await self._stop(content.get("generation_id"))
+
+    @database_sync_to_async
+    def _stop(self, generation_id):
+        generation = Generation.objects.for_user(self.user).get(pk=generation_id)
+        generation_services.generation_cancel(generation=generation)
+
+    async def on_resume(self, content):
+        generation_id = await self._own_generation(content.get("generation_id"))
+        self.follow(generation_id, str(content.get("last_id") or "0-0"))
+
+    @database_sync_to_async
+    def _own_generation(self, generation_id) -> str:
+        return str(Generation.objects.for_user(self.user).values_list("pk", flat=True).get(pk=generation_id))
+
+    async def _accepted(self, content, conversation, answer, question=None):
+        await self.send_json({
+            "type": "accepted",
+            "request_id": content.get("request_id"),
+            "conversation": {"id": conversation.id, "title": conversation.title, "model": conversation.model_name},
+            "question": question,
+            "answer": answer,
+        })
+        self.follow(answer["generation_id"], "0-0")
+
+    # Relay --------------------------------------------------------------------------------
+
+    def follow(self, generation_id: str, last_id: str) -> None:
+        previous = self.relays.pop(generation_id, None)
+        if previous is not None:
+            previous.cancel()
+        self.relays[generation_id] = asyncio.create_task(self._relay(generation_id, last_id))
+
+    async def _relay(self, generation_id: str, last_id: str) -> None:
+        try:
+            async for entry_id, event in relay.follow(
+                self.redis, generation_id, last_id, on_idle=lambda: _idle_event(generation_id)
+            ):
+                await self.send_json({**event, "generation_id": generation_id, "id": entry_id})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the page is told; the answer itself goes on
+            log.exception("relay of %s failed", generation_id)
+            with translation.override(self.language):
+                await self.send_json({"type": "error", "code": "relay", "generation_id": generation_id,
+                                      "message": _("Connection lost — reconnecting…")})
+        finally:
+            if self.relays.get(generation_id) is asyncio.current_task():
+                del self.relays[generation_id]

@@ -1,0 +1,62 @@
+"""The inference task: run one generation and relay its tokens through its Redis Stream."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from inference import relay
+from inference.engine import SamplingParams
+from inference.errors import ModelError
+from pawa.generation import services
+from pawa.generation.engines import get_engine
+from pawa.generation.redis import sync_client
+
+log = logging.getLogger(__name__)
+
+
+def sampling_params(params: dict) -> SamplingParams:
+    return SamplingParams(
+        temperature=float(params.get("temperature", 0.7)),
+        top_p=float(params.get("top_p", 0.95)),
+        top_k=int(params.get("top_k", 40)),
+        repetition_penalty=float(params.get("repetition_penalty", 1.1)),
+        max_tokens=int(params.get("max_tokens", 512)),
+        seed=params.get("seed"),
+        stop=tuple(params.get("stop") or ()),
+    )
+
+
+@shared_task(name="pawa.generation.run", acks_late=True, ignore_result=True)
+def run_generation(generation_id: str) -> None:
+    generation = services.generation_start(generation_id=generation_id)
+    if generation is None:
+        return  # cancelled while queued, or already run by another worker
+    writer = relay.StreamWriter(
+        sync_client(), generation_id, flush_interval=settings.PAWA_STREAM_FLUSH_MS / 1000
+    )
+    writer.open(model=generation.model_name)
+    try:
+        engine = get_engine(generation.model_name)
+        params = sampling_params(generation.params)
+        stops = tuple(params.stop) + tuple(s for s in engine.card.stop if s not in params.stop)
+        params = SamplingParams(**{**params.__dict__, "stop": stops})
+        if generation.kind == generation.Kind.CHAT:
+            prompt = engine.chat_prompt(generation.prompt, max_tokens=params.max_tokens)
+        else:
+            prompt = engine.text_prompt(generation.prompt["prompt"])
+        stream = engine.generate(prompt, params, cancelled=writer.cancelled)
+        for delta in stream:
+            writer.delta(delta)
+        result = stream.result
+    except ModelError as exc:
+        generation = services.generation_fail(generation=generation, message=str(exc))
+        writer.close({"type": "error", "code": "model_error", "message": str(exc), **generation.stats()})
+        return
+    except Exception as exc:
+        log.exception("generation %s failed", generation_id)
+        generation = services.generation_fail(generation=generation, message="Internal error")
+        writer.close({"type": "error", "code": "internal_error", "message": "Internal error", **generation.stats()})
+        raise exc
+    generation = services.generation_finish(generation=generation, result=result)
+    writer.close({"type": "done", **generation.stats()})

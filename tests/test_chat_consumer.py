@@ -1,0 +1,200 @@
+"""The chat websocket against the real Redis, a real Celery worker and a real installed model."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from inference import relay
+from pawa.asgi import application
+from pawa.chat.models import Conversation, Message
+from pawa.generation.models import Generation
+from pawa.generation.redis import sync_client
+from tests.chat_helpers import connect, events_until, text_of
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def smol_conversation(owner, real_models):
+    return Conversation.objects.create(user=owner, model_name="smollm2-135m-instruct", temperature=0,
+                                       max_tokens=24, system_prompt="You are a helpful assistant.")
+
+
+@pytest.fixture
+def gemma_conversation(owner, real_models):
+    return Conversation.objects.create(user=owner, model_name="gemma3-270m", temperature=0, max_tokens=300)
+
+
+async def test_anonymous_connections_are_closed():
+    from django.contrib.auth.models import AnonymousUser
+
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://127.0.0.1")])
+    communicator.scope["user"] = AnonymousUser()
+    connected, code = await communicator.connect()
+    assert not connected
+
+
+async def test_foreign_origins_are_refused(owner):
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_it_streams_tokens_and_saves_the_answer(owner, smol_conversation, celery_worker):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id,
+                           "content": "What is the capital of Tanzania?", "request_id": "r1"})
+    accepted = await ws.receive_json_from(timeout=10)
+    assert accepted["type"] == "accepted" and accepted["request_id"] == "r1"
+    assert accepted["question"]["content"] == "What is the capital of Tanzania?"
+    events = await events_until(ws)
+    assert events[-1]["type"] == "done", events[-1]
+    deltas = [e for e in events if e["type"] == "delta"]
+    assert len(deltas) >= 2
+    assert all(e["id"] for e in deltas)
+    answer = await database_sync_to_async(Message.objects.select_related("generation").get)(id=accepted["answer"]["id"])
+    assert answer.content == text_of(events) and "Dodoma" in answer.content
+    assert answer.status == "complete"
+    assert answer.generation.completion_tokens > 0 and answer.generation.time_to_first_token_ms > 0
+    assert events[-1]["completion_tokens"] == answer.generation.completion_tokens
+    conversation = await database_sync_to_async(Conversation.objects.get)(id=smol_conversation.id)
+    assert conversation.title == "What is the capital of Tanzania?"
+    await ws.disconnect()
+
+
+async def test_a_first_message_creates_the_conversation(owner, real_models, celery_worker):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "content": "Habari!", "model": "smollm2-135m-instruct"})
+    accepted = await ws.receive_json_from(timeout=10)
+    assert accepted["conversation"]["title"] == "Habari!"
+    assert accepted["conversation"]["model"] == "smollm2-135m-instruct"
+    await events_until(ws)
+    await ws.disconnect()
+
+
+async def test_another_users_conversation_is_not_found(outsider, smol_conversation):
+    ws = await connect(outsider)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "hi"})
+    event = await ws.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "not_found"
+    count = await database_sync_to_async(Message.objects.count)()
+    assert count == 0
+    await ws.disconnect()
+
+
+async def test_stop_keeps_the_partial_answer(owner, gemma_conversation, celery_worker):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": gemma_conversation.id,
+                           "content": "Niandikie hadithi ndefu kuhusu simba na panya."})
+    accepted = await ws.receive_json_from(timeout=10)
+    generation_id = accepted["answer"]["generation_id"]
+    before = await events_until(ws, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 2)
+    await ws.send_json_to({"type": "stop", "generation_id": generation_id})
+    after = await events_until(ws, timeout=10)
+    assert after[-1]["type"] == "done" and after[-1]["status"] == "stopped"
+    message = await database_sync_to_async(Message.objects.select_related("generation").get)(id=accepted["answer"]["id"])
+    assert message.status == "stopped"
+    assert message.content == text_of(before + after) and message.content
+    assert message.generation.completion_tokens < 300
+    await ws.disconnect()
+
+
+async def test_a_second_answer_in_the_same_conversation_is_refused(owner, gemma_conversation, celery_worker):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": gemma_conversation.id, "content": "Hadithi ndefu tafadhali"})
+    accepted = await ws.receive_json_from(timeout=10)
+    await ws.send_json_to({"type": "send", "conversation_id": gemma_conversation.id, "content": "Na nyingine"})
+    refused = await events_until(ws, final=("error",), timeout=20)
+    assert refused[-1]["code"] == "refused"
+    assert "Wait for it or stop it" in refused[-1]["message"] or "Subiri" in refused[-1]["message"]
+    await ws.send_json_to({"type": "stop", "generation_id": accepted["answer"]["generation_id"]})
+    await events_until(ws)
+    await ws.disconnect()
+
+
+async def test_resume_continues_without_gap_or_duplicate(owner, gemma_conversation, celery_worker):
+    first = await connect(owner)
+    await first.send_json_to({"type": "send", "conversation_id": gemma_conversation.id,
+                              "content": "Eleza historia ya Zanzibar kwa kirefu."})
+    accepted = await first.receive_json_from(timeout=10)
+    seen = await events_until(first, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
+    await first.disconnect()  # the page is closed mid-answer
+    await asyncio.sleep(0.5)
+    last_id = [e for e in seen if e.get("id")][-1]["id"]
+    second = await connect(owner)
+    await second.send_json_to({"type": "resume", "generation_id": accepted["answer"]["generation_id"],
+                               "last_id": last_id})
+    rest = await events_until(second, timeout=90)
+    assert rest[-1]["type"] == "done"
+    message = await database_sync_to_async(Message.objects.get)(id=accepted["answer"]["id"])
+    assert text_of(seen) + text_of(rest) == message.content
+    await second.disconnect()
+
+
+async def test_two_tabs_see_the_same_stream(owner, smol_conversation, celery_worker):
+    tab1, tab2 = await connect(owner), await connect(owner)
+    await tab1.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Say hello."})
+    accepted = await tab1.receive_json_from(timeout=10)
+    await tab2.send_json_to({"type": "resume", "generation_id": accepted["answer"]["generation_id"], "last_id": "0-0"})
+    one, two = await asyncio.gather(events_until(tab1), events_until(tab2))
+    assert text_of(one) == text_of(two) != ""
+    await tab1.disconnect()
+    await tab2.disconnect()
+
+
+async def test_a_queued_answer_shows_its_position(owner, smol_conversation):
+    # No worker is running: the answer waits in the queue.
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Hello"})
+    accepted = await ws.receive_json_from(timeout=10)
+    event = await ws.receive_json_from(timeout=5)
+    assert event["type"] == "queued" and event["position"] >= 1
+    await ws.send_json_to({"type": "stop", "generation_id": accepted["answer"]["generation_id"]})
+    final = await events_until(ws, timeout=10)
+    assert final[-1]["status"] == "stopped"
+    await ws.disconnect()
+
+
+async def test_a_dead_worker_turns_into_an_error_with_the_partial_answer_kept(owner, smol_conversation):
+    @database_sync_to_async
+    def running_generation():
+        generation = Generation.objects.create(user=owner, model_name="smollm2-135m-instruct", prompt=[],
+                                               status=Generation.Status.RUNNING)
+        message = Message.objects.create(conversation=smol_conversation, role="assistant",
+                                         generation=generation, status="running")
+        client = sync_client()
+        key = relay.stream_key(str(generation.id))
+        client.xadd(key, relay.encode({"type": "start"}))
+        client.xadd(key, relay.encode({"type": "delta", "text": "Habari "}))
+        client.xadd(key, relay.encode({"type": "delta", "text": "za asubuhi"}))
+        # The worker died: no heartbeat ("alive" key) and no final event.
+        return generation, message
+
+    generation, message = await running_generation()
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "resume", "generation_id": str(generation.id), "last_id": "0-0"})
+    started = asyncio.get_running_loop().time()
+    events = await events_until(ws, timeout=10)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "interrupted"
+    await database_sync_to_async(message.refresh_from_db)()
+    assert message.status == "interrupted" and message.content == "Habari za asubuhi"
+    await ws.disconnect()
+
+
+async def test_bad_requests_get_clear_errors(owner, smol_conversation):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "   "})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "refused"
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "x" * 9000})
+    event = await ws.receive_json_from(timeout=5)
+    assert event["code"] == "refused" and "9000" in event["message"]
+    await ws.send_json_to({"type": "dance"})
+    assert (await ws.receive_json_from(timeout=5))["type"] == "error"
+    await ws.send_to(text_data="not json")
+    assert (await ws.receive_json_from(timeout=5))["type"] == "error"
+    await ws.send_json_to({"type": "stop", "generation_id": "not-a-uuid"})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "not_found"
+    await ws.disconnect()
