@@ -186,3 +186,19 @@ def gemma(real_models):
     engine = Engine(real_models.path("gemma3-270m"), device="cpu")
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def login(live_asgi):
+    """Sign a user in to a browser page through a real session cookie."""
+    from django.test import Client
+
+    def sign_in(page, user):
+        client = Client()
+        client.force_login(user)
+        page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+              "url": live_asgi}]
+        )
+
+    return sign_in

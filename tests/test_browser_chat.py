@@ -1,0 +1,102 @@
+"""The chat in a real browser: streaming, stop, reload mid-answer, privacy of conversations."""
+
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from pawa.chat.models import Conversation, Message
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def conversation(owner, real_models):
+    return Conversation.objects.create(user=owner, model_name="gemma3-270m", temperature=0, max_tokens=160,
+                                       system_prompt="Wewe ni PAWA, msaidizi anayejibu kwa Kiswahili.")
+
+
+def answer_text(page) -> str:
+    return page.locator(".message.assistant .body").last.inner_text()
+
+
+def wait_for(condition, timeout=60.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_swahili_message_streams_in_several_steps(page, login, owner, conversation, celery_worker):
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    page.get_by_label("Ujumbe").fill("Eleza kwa ufupi Mlima Kilimanjaro uko wapi.")
+    page.keyboard.press("Enter")
+    seen = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        text = answer_text(page) if page.locator(".message.assistant").count() else ""
+        if text:
+            seen.add(text)
+        if page.locator(".message.assistant.streaming").count() == 0 and text:
+            break
+        time.sleep(0.03)
+    saved = Message.objects.get(conversation=conversation, role="assistant")
+    assert saved.status == "complete" and saved.content
+    assert len(seen) >= 3  # the answer grew in several visible steps
+    assert answer_text(page).strip() == page.locator(".message.assistant .body").last.inner_text().strip()
+    assert page.locator("[data-announcer]").inner_text() == "Jibu limekamilika."
+    assert page.locator(".message.user .body").first.inner_text() == "Eleza kwa ufupi Mlima Kilimanjaro uko wapi."
+    outside = [url for url in page.requested_urls if urlparse(url).hostname != "127.0.0.1"]
+    assert outside == []
+
+
+def test_stop_ends_the_answer_and_keeps_it(page, login, owner, conversation, celery_worker):
+    conversation.max_tokens = 400
+    conversation.save()
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    page.get_by_label("Ujumbe").fill("Niandikie hadithi ndefu sana kuhusu simba na panya.")
+    page.get_by_role("button", name="Tuma").click()
+    wait_for(lambda: len(answer_text(page)) > 10 if page.locator(".message.assistant").count() else False)
+    page.get_by_role("button", name="Simamisha").click()
+    wait_for(lambda: page.locator(".message.assistant.streaming").count() == 0, timeout=15)
+    assert page.locator(".message.assistant .note").last.inner_text() == "Limesimamishwa"
+    saved = wait_for(lambda: Message.objects.filter(conversation=conversation, role="assistant", status="stopped").first())
+    assert saved.generation.completion_tokens < 400
+    page.reload()
+    assert answer_text(page).strip()[:20] == saved.content.strip()[:20]
+
+
+def test_reload_mid_answer_continues_to_the_saved_text(page, login, owner, conversation, celery_worker):
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    page.get_by_label("Ujumbe").fill("Eleza historia ya Zanzibar.")
+    page.keyboard.press("Enter")
+    wait_for(lambda: len(answer_text(page)) > 5 if page.locator(".message.assistant").count() else False)
+    page.reload()
+    wait_for(lambda: page.locator(".message.assistant.streaming").count() == 0 and answer_text(page), timeout=90)
+    saved = wait_for(lambda: Message.objects.filter(conversation=conversation, role="assistant", status="complete").first())
+    page.reload()  # the rendered history must match too
+    rendered = " ".join(answer_text(page).split())
+    assert rendered and rendered[:40] == " ".join(saved.content.split())[:40]
+
+
+def test_another_user_cannot_open_the_conversation(page, login, outsider, conversation):
+    login(page, outsider)
+    response = page.goto(f"/chat/{conversation.id}/")
+    assert response.status == 404
+    assert "Ukurasa haukupatikana" in page.content()
+
+
+def test_the_chat_works_on_a_phone_screen(page, login, owner, conversation):
+    page.set_viewport_size({"width": 390, "height": 800})
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    assert page.get_by_label("Ujumbe").is_visible()
+    assert page.get_by_role("button", name="Tuma").is_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement !== document.body")
