@@ -133,8 +133,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Playwright's sync API keeps an event loop running while it
+    is open, so it must close before the async (websocket) tests run."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian chromium is missing: run scripts/ensure-chromium.sh (make test does)")
     # Playwright's sync API runs an event loop; the ORM calls in browser tests are safe.
