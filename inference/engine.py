@@ -135,57 +135,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class Engine:
-    def __init__(
-        self,
-        model_dir: str | Path,
-        *,
-        device: str = "auto",
-        compute_type: str | None = None,
-        intra_threads: int | None = None,
-        inter_threads: int = 1,
-    ):
+class PromptBuilder:
+    """A model's card and tokenizer: renders and measures prompts without loading the weights.
+
+    The web process uses it to refuse a too-long prompt before anything is queued.
+    """
+
+    def __init__(self, model_dir: str | Path):
         self.model_dir = Path(model_dir)
         self.card = ModelCard.load(self.model_dir)
-        self.device = resolve_device(device)
-        self.compute_type = compute_type or (
-            self.card.compute_type if self.device == "cpu" else "int8_float16"
-        )
-        self.intra_threads = intra_threads or default_threads(self.card)
-        self.inter_threads = inter_threads
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        self.generator = self._new_generator()
         vocabulary = self.tokenizer.get_vocab()
         ends = {self.card.eos_token, *END_OF_TURN_TOKENS, *self.card.end_tokens}
         self.end_tokens = sorted(token for token in ends if token and token in vocabulary)
         special = {token.content for token in self.tokenizer.get_added_tokens_decoder().values() if token.special}
         self._skip_ids = frozenset(vocabulary[token] for token in special if token in vocabulary)
-        self._seed_lock = threading.Lock()
-
-    @classmethod
-    def load(cls, model_dir: str | Path, **options) -> Engine:
-        started = time.perf_counter()
-        engine = cls(model_dir, **options)
-        log.info(
-            "Loaded %s on %s (%s, %d thread(s)) in %.2fs", engine.card.name, engine.device,
-            engine.compute_type, engine.intra_threads, time.perf_counter() - started,
-        )
-        return engine
-
-    def _new_generator(self) -> ctranslate2.Generator:
-        try:
-            return ctranslate2.Generator(
-                str(self.model_dir),
-                device=self.device,
-                compute_type=self.compute_type,
-                intra_threads=self.intra_threads if self.device == "cpu" else 0,
-                inter_threads=self.inter_threads,
-            )
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"Cannot load model {self.card.name}: {exc}") from exc
-
-    def close(self) -> None:
-        self.generator = None
 
     # Prompts ---------------------------------------------------------------------------
 
@@ -250,6 +214,51 @@ class Engine:
                 context_length=self.context_length,
             )
         return Prompt(tokens)
+
+class Engine(PromptBuilder):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "auto",
+        compute_type: str | None = None,
+        intra_threads: int | None = None,
+        inter_threads: int = 1,
+    ):
+        super().__init__(model_dir)
+        self.device = resolve_device(device)
+        self.compute_type = compute_type or (
+            self.card.compute_type if self.device == "cpu" else "int8_float16"
+        )
+        self.intra_threads = intra_threads or default_threads(self.card)
+        self.inter_threads = inter_threads
+        self.generator = self._new_generator()
+        self._seed_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, **options) -> Engine:
+        started = time.perf_counter()
+        engine = cls(model_dir, **options)
+        log.info(
+            "Loaded %s on %s (%s, %d thread(s)) in %.2fs", engine.card.name, engine.device,
+            engine.compute_type, engine.intra_threads, time.perf_counter() - started,
+        )
+        return engine
+
+    def _new_generator(self) -> ctranslate2.Generator:
+        try:
+            return ctranslate2.Generator(
+                str(self.model_dir),
+                device=self.device,
+                compute_type=self.compute_type,
+                intra_threads=self.intra_threads if self.device == "cpu" else 0,
+                inter_threads=self.inter_threads,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"Cannot load model {self.card.name}: {exc}") from exc
+
+    def close(self) -> None:
+        self.generator = None
 
     # Generation ------------------------------------------------------------------------
 

@@ -79,10 +79,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "pawa.ops",
     "pawa.llm",
     "pawa.generation",
     "pawa.chat",
+    "pawa.api",
     "pawa.accounts",
     "pawa.pages",
     "pawa.dashboard",
@@ -91,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pawa.ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -230,7 +234,23 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "pawa.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PAWA API",
+    "DESCRIPTION": "OpenAI-compatible API of this PAWA server. Authenticate with 'Authorization: Bearer pawa-…'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "pawa-… API key"}}
+    },
+    "SECURITY": [{"ApiKey": []}],
 }
 
 LOGGING = {
@@ -254,3 +274,8 @@ PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
 PAWA_MAX_MESSAGE_CHARS = envint("PAWA_MAX_MESSAGE_CHARS", "8000")
 PAWA_STREAM_FLUSH_MS = envint("PAWA_STREAM_FLUSH_MS", "50")
 PAWA_ENGINE_INTER_THREADS = envint("PAWA_WORKER_CONCURRENCY", "1")
+
+# Developer API limits (per key; admins override per user).
+PAWA_API_REQUESTS_PER_MINUTE = envint("PAWA_API_REQUESTS_PER_MINUTE", "60")
+PAWA_API_TOKENS_PER_MINUTE = envint("PAWA_API_TOKENS_PER_MINUTE", "20000")
+PAWA_API_MAX_QUEUE = envint("PAWA_API_MAX_QUEUE", "64")

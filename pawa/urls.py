@@ -7,6 +7,7 @@ urlpatterns = [
     path("dashboard/", include("pawa.dashboard.urls")),
     path("chat/", include("pawa.chat.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("v1/", include("pawa.api.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,93 @@
+"""Per-key request and token rate limits, and per-user concurrency, stored atomically in Redis."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from pawa.api.errors import ApiError
+from pawa.api.models import ApiLimits
+
+
+@lru_cache(maxsize=2)
+def _limiter(url: str) -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage_from_string(url))
+
+
+def limiter() -> MovingWindowRateLimiter:
+    return _limiter(settings.REDIS_URL)
+
+
+@dataclass
+class Limits:
+    requests_per_minute: int
+    tokens_per_minute: int
+    max_concurrent: int
+
+
+def limits_for(user) -> Limits:
+    try:
+        override = user.api_limits
+    except ApiLimits.DoesNotExist:
+        override = None
+
+    def pick(name: str, default: int) -> int:
+        value = getattr(override, name, None) if override else None
+        return value if value is not None else default
+
+    return Limits(
+        requests_per_minute=pick("requests_per_minute", settings.PAWA_API_REQUESTS_PER_MINUTE),
+        tokens_per_minute=pick("tokens_per_minute", settings.PAWA_API_TOKENS_PER_MINUTE),
+        max_concurrent=pick("max_concurrent", settings.PAWA_MAX_CONCURRENT_GENERATIONS),
+    )
+
+
+def _headers(kind: str, item, key_id: str) -> dict:
+    stats = limiter().get_window_stats(item, "pawa-api", kind, key_id)
+    reset = max(0.0, stats.reset_time - time.time())
+    return {
+        f"x-ratelimit-limit-{kind}": str(item.amount),
+        f"x-ratelimit-remaining-{kind}": str(max(0, stats.remaining)),
+        f"x-ratelimit-reset-{kind}": f"{math.ceil(reset)}s",
+    }, reset
+
+
+def check_and_count_request(api_key, user) -> dict:
+    """Count one request; 429 when over the per-minute limits. Returns the x-ratelimit-* headers."""
+    limits = limits_for(user)
+    requests = RateLimitItemPerMinute(limits.requests_per_minute)
+    tokens = RateLimitItemPerMinute(limits.tokens_per_minute)
+    key_id = str(api_key.pk)
+    allowed = limiter().hit(requests, "pawa-api", "requests", key_id)
+    headers, request_reset = _headers("requests", requests, key_id)
+    token_headers, token_reset = _headers("tokens", tokens, key_id)
+    headers.update(token_headers)
+    if not allowed:
+        raise _too_many("requests", requests.amount, request_reset, headers)
+    if not limiter().test(tokens, "pawa-api", "tokens", key_id):
+        raise _too_many("tokens", tokens.amount, token_reset, headers)
+    return headers
+
+
+def count_tokens(api_key, user, tokens_used: int) -> None:
+    if tokens_used > 0:
+        item = RateLimitItemPerMinute(limits_for(user).tokens_per_minute)
+        limiter().hit(item, "pawa-api", "tokens", str(api_key.pk), cost=tokens_used)
+
+
+def _too_many(kind: str, amount: int, reset: float, headers: dict) -> ApiError:
+    retry = max(1, math.ceil(reset))
+    return ApiError(
+        429,
+        f"Rate limit reached: {amount} {kind} per minute for this key. Try again in {retry} seconds.",
+        type="requests" if kind == "requests" else "tokens",
+        code="rate_limit_exceeded",
+        headers={**headers, "Retry-After": str(retry)},
+    )

@@ -1,0 +1,12 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from pawa.api import views
+
+urlpatterns = [
+    path("models", views.ModelList.as_view(), name="api-models"),
+    path("models/<str:model_id>", views.ModelDetail.as_view(), name="api-model"),
+    path("chat/completions", views.ChatCompletions.as_view(), name="api-chat-completions"),
+    path("completions", views.Completions.as_view(), name="api-completions"),
+    path("openapi.json", SpectacularAPIView.as_view(), name="api-schema"),
+]

@@ -1,0 +1,351 @@
+"""OpenAI-compatible endpoints under /v1/. Generations take the same Celery/Redis Stream path as the chat."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from adrf.views import APIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from inference import relay
+from inference.errors import InvalidParameter, ModelError, PromptTooLong
+from inference.registry import ModelNotFound
+from pawa.api import limits
+from pawa.api.auth import ApiKeyAuthentication
+from pawa.api.errors import ApiError, error_body, exception_handler, invalid_request
+from pawa.api.models import ApiUsage
+from pawa.api.serializers import ChatCompletionInput, CompletionInput
+from pawa.generation import services as generation_services
+from pawa.generation.models import Generation
+from pawa.generation.prompts import prompt_builder
+from pawa.generation.redis import async_client, sync_client
+from pawa.llm.store import installed_models, model_store
+from pawa.ops.health import workers_ok
+
+FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
+
+
+def model_object(card) -> dict:
+    return {
+        "id": card.name,
+        "object": "model",
+        "created": int(_timestamp(card.installed_at)),
+        "owned_by": "pawa",
+        # PAWA's model card, beyond OpenAI's fields.
+        "display_name": card.display_name,
+        "kind": card.kind,
+        "languages": card.languages,
+        "parameters": card.parameters,
+        "context_length": card.context_length,
+        "quantization": card.quantization,
+        "license": card.license,
+        "description": card.description,
+    }
+
+
+def _timestamp(iso: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class ApiView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes: list = []
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authenticates: 401 before anything counts
+        request.ratelimit_headers = limits.check_and_count_request(request.auth, request.user)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in getattr(request, "ratelimit_headers", {}).items():
+            response.setdefault(name, value)
+        return response
+
+
+@extend_schema(summary="List the installed models", tags=["Models"])
+class ModelList(ApiView):
+    def get(self, request):
+        return Response({"object": "list", "data": [model_object(card) for card in installed_models()]})
+
+
+@extend_schema(summary="One installed model and its card", tags=["Models"],
+               responses={200: OpenApiResponse(description="A model"), 404: OpenApiResponse(description="model_not_found")})
+class ModelDetail(ApiView):
+    def get(self, request, model_id: str):
+        try:
+            card = model_store().get(model_id)
+        except ModelNotFound:
+            raise _model_not_found(model_id) from None
+        return Response(model_object(card))
+
+
+def _model_not_found(model: str) -> ApiError:
+    return ApiError(404, f"The model '{model}' does not exist. GET /v1/models lists the installed models.",
+                    param="model", code="model_not_found")
+
+
+def _sse(payload) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n"
+
+
+def _workers_alive() -> bool:
+    alive = cache.get("pawa:workers-alive")
+    if alive is None:
+        alive = workers_ok(timeout=0.5)
+        cache.set("pawa:workers-alive", alive, 5 if alive else 2)
+    return alive
+
+
+class GenerationView(ApiView):
+    """Shared by /v1/chat/completions and /v1/completions."""
+
+    input_class = None
+    kind = Generation.Kind.CHAT
+    endpoint = ""
+
+    async def post(self, request):
+        started = time.perf_counter()
+        body = self.input_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        api_key, user = request.auth, request.user
+        try:
+            generation, prompt_tokens = await sync_to_async(self._admit)(body, user)
+        except ApiError as exc:
+            await sync_to_async(_record)(api_key, user, None, self.endpoint, data.get("model", ""), exc.status_code,
+                                         started, bool(data.get("stream")))
+            raise
+        context = {"generation": generation, "api_key": api_key, "user": user, "started": started,
+                   "endpoint": self.endpoint,
+                   "created": int(time.time()), "model": data["model"], "prompt_tokens": prompt_tokens}
+        if data.get("stream"):
+            include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+            response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+        else:
+            response = Response(await self._complete(context))
+        return response
+
+    def _admit(self, body, user):
+        """Validate against the model and the limits, then queue the generation (sync, in a thread)."""
+        data = body.validated_data
+        try:
+            builder = prompt_builder(data["model"])
+        except ModelNotFound:
+            raise _model_not_found(data["model"]) from None
+        max_tokens = data.get("max_completion_tokens") or data.get("max_tokens") or min(512, builder.context_length // 2)
+        try:
+            prompt, tokens = self.build_prompt(builder, data, max_tokens)
+        except PromptTooLong as exc:
+            raise invalid_request(
+                f"This model's maximum context length is {exc.context_length} tokens. However, your "
+                f"messages resulted in {exc.prompt_tokens} tokens.",
+                param="messages" if self.kind == Generation.Kind.CHAT else "prompt", code="context_length_exceeded",
+            ) from None
+        except InvalidParameter as exc:
+            raise invalid_request(str(exc), param=exc.param) from None
+        except ModelError as exc:
+            raise invalid_request(str(exc)) from None
+        params = {**body.sampling(), "max_tokens": max_tokens}
+        user_limits = limits.limits_for(user)
+        active = Generation.objects.for_user(user).active().count()
+        if active >= user_limits.max_concurrent:
+            raise ApiError(429, f"At most {user_limits.max_concurrent} generations may run at once for one user.",
+                           type="requests", code="rate_limit_exceeded", headers={"Retry-After": "1"})
+        if sync_client().zcard(relay.QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
+            raise ApiError(503, "The server is busy: too many requests are waiting. Try again shortly.",
+                           type="server_error", code="server_busy", headers={"Retry-After": "5"})
+        if not _workers_alive():
+            raise ApiError(503, "No model worker is running. Try again later.", type="server_error",
+                           code="no_worker", headers={"Retry-After": "10"})
+        generation = generation_services.generation_create(
+            user=user, model_name=data["model"], prompt=prompt, params=params, kind=self.kind,
+            source=Generation.Source.API,
+        )
+        return generation, tokens
+
+    def build_prompt(self, builder, data, max_tokens):
+        raise NotImplementedError
+
+    # Streaming ----------------------------------------------------------------------------
+
+    def chunk(self, context, text: str | None, finish_reason: str | None, first: bool = False) -> dict:
+        raise NotImplementedError
+
+    def completion(self, context, generation: Generation) -> dict:
+        raise NotImplementedError
+
+    async def _events(self, generation_id: str):
+        client = async_client()
+        try:
+            async for _entry_id, event in relay.follow(
+                client, generation_id,
+                on_idle=sync_to_async(lambda: generation_services.generation_idle_event(generation_id=generation_id)),
+            ):
+                yield event
+        finally:
+            await client.aclose()
+
+    async def _stream(self, context, include_usage: bool):
+        generation = context["generation"]
+        finished, status_code = False, 200
+        try:
+            yield _sse(self.chunk(context, "", None, first=True))
+            async for event in self._events(str(generation.id)):
+                if event["type"] == "delta":
+                    yield _sse(self.chunk(context, event["text"], None))
+                elif event["type"] == "queued":
+                    yield f": queued, position {event['position']}\n\n"
+                elif event["type"] == "done":
+                    finished = True
+                    yield _sse(self.chunk(context, None, FINISH_REASONS.get(event.get("finish_reason"), "stop")))
+                    if include_usage:
+                        yield _sse({**self._base(context, chunk=True), "choices": [],
+                                    "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))})
+                elif event["type"] == "error":
+                    finished, status_code = True, 500
+                    yield _sse(error_body(event.get("message") or "The generation failed.", code=event.get("code")))
+            yield _sse("[DONE]")
+        finally:
+            if not finished:
+                status_code = 499  # the client went away: free the worker
+                await sync_to_async(generation_services.generation_cancel)(generation=generation)
+            await sync_to_async(_finish_usage)(context, status_code, True)
+
+    async def _complete(self, context) -> dict:
+        generation = context["generation"]
+        finished = False
+        try:
+            async for event in self._events(str(generation.id)):
+                if event["type"] in relay.FINAL_EVENTS:
+                    finished = True
+                    if event["type"] == "error":
+                        await sync_to_async(_finish_usage)(context, 500, False)
+                        raise ApiError(500, event.get("message") or "The generation failed.", type="server_error",
+                                       code=event.get("code"))
+        finally:
+            if not finished:
+                await sync_to_async(generation_services.generation_cancel)(generation=generation)
+                await sync_to_async(_finish_usage)(context, 499, False)
+        generation = await sync_to_async(Generation.objects.get)(pk=generation.pk)
+        await sync_to_async(_finish_usage)(context, 200, False)
+        return self.completion(context, generation)
+
+    def _base(self, context, chunk: bool) -> dict:
+        raise NotImplementedError
+
+
+def _usage(prompt_tokens, completion_tokens) -> dict:
+    prompt_tokens, completion_tokens = prompt_tokens or 0, completion_tokens or 0
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _record(api_key, user, generation, endpoint, model, status_code, started, streamed, prompt_tokens=0,
+            completion_tokens=0) -> None:
+    ApiUsage.objects.create(
+        api_key=api_key, user=user, generation=generation, endpoint=endpoint, model_name=model,
+        status_code=status_code, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1), streamed=streamed,
+    )
+
+
+def _finish_usage(context, status_code: int, streamed: bool) -> None:
+    generation = Generation.objects.filter(pk=context["generation"].pk).first()
+    prompt_tokens = (generation.prompt_tokens if generation else None) or context["prompt_tokens"]
+    completion_tokens = (generation.completion_tokens if generation else None) or 0
+    _record(context["api_key"], context["user"], generation, context["endpoint"], context["model"], status_code,
+            context["started"], streamed, prompt_tokens, completion_tokens)
+    limits.count_tokens(context["api_key"], context["user"], prompt_tokens + completion_tokens)
+
+
+class ChatCompletions(GenerationView):
+    input_class = ChatCompletionInput
+    kind = Generation.Kind.CHAT
+    endpoint = "chat.completions"
+
+    @extend_schema(
+        summary="Create a chat completion", tags=["Chat"], request=ChatCompletionInput,
+        responses={200: OpenApiResponse(description="chat.completion, or an SSE stream of chat.completion.chunk "
+                                                    "objects ending with data: [DONE] when stream is true")},
+        examples=[OpenApiExample("Swahili", value={
+            "model": "gemma3-270m", "messages": [{"role": "user", "content": "Habari! Mji mkuu wa Tanzania ni upi?"}],
+            "temperature": 0.7, "stream": True})],
+    )
+    async def post(self, request):
+        return await super().post(request)
+
+    def build_prompt(self, builder, data, max_tokens):
+        messages = data["messages"]
+        prompt = builder.chat_prompt(messages, max_tokens=max_tokens)
+        return messages, prompt.length
+
+    def _base(self, context, chunk: bool) -> dict:
+        return {"id": f"chatcmpl-{context['generation'].id.hex}",
+                "object": "chat.completion.chunk" if chunk else "chat.completion",
+                "created": context["created"], "model": context["model"], "system_fingerprint": None}
+
+    def chunk(self, context, text, finish_reason, first=False):
+        delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text is not None else {})
+        return {**self._base(context, chunk=True),
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+
+    def completion(self, context, generation):
+        return {**self._base(context, chunk=False),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": generation.text, "refusal": None},
+                             "logprobs": None, "finish_reason": FINISH_REASONS.get(generation.finish_reason, "stop")}],
+                "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
+
+
+class Completions(GenerationView):
+    input_class = CompletionInput
+    kind = Generation.Kind.COMPLETION
+    endpoint = "completions"
+
+    @extend_schema(
+        summary="Create a text completion", tags=["Completions"], request=CompletionInput,
+        responses={200: OpenApiResponse(description="text_completion, or an SSE stream of text_completion objects "
+                                                    "ending with data: [DONE] when stream is true")},
+        examples=[OpenApiExample("Continue a Swahili sentence", value={
+            "model": "gemma3-270m", "prompt": "Tanzania ni nchi iliyoko", "max_tokens": 32})],
+    )
+    async def post(self, request):
+        return await super().post(request)
+
+    def build_prompt(self, builder, data, max_tokens):
+        prompt = builder.text_prompt(data["prompt"])
+        return {"prompt": data["prompt"]}, prompt.length
+
+    def _base(self, context, chunk: bool) -> dict:
+        return {"id": f"cmpl-{context['generation'].id.hex}", "object": "text_completion",
+                "created": context["created"], "model": context["model"], "system_fingerprint": None}
+
+    def chunk(self, context, text, finish_reason, first=False):
+        return {**self._base(context, chunk=True),
+                "choices": [{"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}]}
+
+    def completion(self, context, generation):
+        return {**self._base(context, chunk=False),
+                "choices": [{"index": 0, "text": generation.text, "logprobs": None,
+                             "finish_reason": FINISH_REASONS.get(generation.finish_reason, "stop")}],
+                "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
