@@ -3,4 +3,6 @@ from django.contrib.auth.admin import UserAdmin
 
 from pawa.accounts.models import User
 
-admin.site.register(User, UserAdmin)
+@admin.register(User)
+class PawaUserAdmin(UserAdmin):
+    search_fields = ("username", "email", "first_name", "last_name")

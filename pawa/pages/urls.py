@@ -1,5 +1,7 @@
 from django.urls import path
 
+from drf_spectacular.views import SpectacularSwaggerView
+
 from pawa.ops import views as ops_views
 from pawa.pages import views
 
@@ -7,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("demo/", views.demo, name="demo"),
     path("docs/", views.docs_page, {"slug": "index"}, name="docs"),
+    path("docs/api/reference/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api_reference"),
     path("docs/<slug:slug>/", views.docs_page, name="docs_page"),
     path("privacy/", views.privacy, name="privacy"),
     path("healthz", ops_views.healthz, name="healthz"),

@@ -1,4 +1,5 @@
-from django.http import Http404
+from django.conf import settings
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
@@ -26,6 +27,12 @@ def _docs_context(slug: str) -> dict:
         return {"models": installed_models()}
     if slug == "quantization":
         return {"quant": quantization_example(), "models": installed_models()}
+    if slug == "api":
+        return {"limits": {
+            "requests_per_minute": settings.PAWA_API_REQUESTS_PER_MINUTE,
+            "tokens_per_minute": settings.PAWA_API_TOKENS_PER_MINUTE,
+            "max_concurrent": settings.PAWA_MAX_CONCURRENT_GENERATIONS,
+        }}
     return {}
 
 
@@ -58,7 +65,20 @@ def docs_page(request, slug: str):
     return render(request, "docs/page.html", context)
 
 
+API_ERRORS = {
+    400: ("The request could not be read (too large or malformed).", "invalid_request_error"),
+    403: ("Forbidden.", "invalid_request_error"),
+    404: ("Unknown API path.", "invalid_request_error"),
+    500: ("Internal error.", "server_error"),
+}
+
+
 def _error(request, status: int, title, message):
+    if request.path.startswith("/v1/"):
+        # API clients get OpenAI's error envelope, not a page.
+        api_message, kind = API_ERRORS[status]
+        return JsonResponse({"error": {"message": api_message, "type": kind, "param": None, "code": None}},
+                            status=status)
     return render(
         request, "error.html", {"status": status, "title": title, "message": message}, status=status
     )

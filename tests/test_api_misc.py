@@ -1,0 +1,93 @@
+"""API documentation, the OpenAPI reference, and refusals that need no worker."""
+
+import json
+
+import pytest
+from django.core.cache import cache
+
+from inference import relay
+from pawa.api.keys import apikey_create
+from pawa.generation.models import Generation
+from pawa.generation.redis import sync_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def auth(owner):
+    return {"HTTP_AUTHORIZATION": f"Bearer {apikey_create(user=owner, name='t')[1]}"}
+
+
+def post(client, auth, body, path="/v1/chat/completions", **extra):
+    return client.post(path, json.dumps(body), content_type="application/json", **auth, **extra)
+
+
+def test_the_openapi_document_describes_the_endpoints(client):
+    schema = client.get("/v1/openapi.json", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    document = json.loads(schema.content)
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/{model_id}"} <= set(document["paths"])
+    assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+def test_the_interactive_reference_is_served_offline(client, live_asgi):
+    import urllib.request
+
+    page = client.get("/docs/api/reference/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "https://" not in page and "cdn" not in page
+    with urllib.request.urlopen(f"{live_asgi}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js") as asset:
+        assert asset.status == 200
+
+
+@pytest.mark.parametrize("language,words", [("en", ["Quickstart", "context_length_exceeded", "Retry-After", "presence_penalty"]),
+                                            ("sw", ["Mwanzo wa haraka", "Vigezo", "Mipaka", "Hitilafu"])])
+def test_the_api_docs_have_quickstart_parameters_limits_and_errors(client, language, words):
+    body = client.get("/docs/api/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    for word in words:
+        assert word in body
+    assert "/v1/chat/completions" in body and "from openai import OpenAI" in body and "fetch(" in body
+
+
+def test_no_worker_means_503(client, auth, real_models):
+    cache.delete("pawa:workers-alive")
+    response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_worker"
+    assert Generation.objects.count() == 0
+
+
+def test_a_full_queue_means_503(client, auth, real_models, settings):
+    settings.PAWA_API_MAX_QUEUE = 1
+    sync_client().zadd(relay.QUEUE_KEY, {"someone-else": 1})
+    try:
+        response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]})
+    finally:
+        sync_client().zrem(relay.QUEUE_KEY, "someone-else")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "server_busy"
+    assert response["Retry-After"]
+
+
+def test_unknown_api_paths_get_the_envelope(client):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.json()["error"]["message"]
+
+
+def test_an_oversized_body_is_refused(client, auth):
+    response = post(client, auth, {"model": "x", "messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]})
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+
+
+def test_the_last_message_must_be_from_the_user(client, auth, real_models):
+    response = post(client, auth, {"model": "smollm2-135m-instruct",
+                                   "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+
+
+def test_refused_completion_parameters_are_named(client, auth, real_models):
+    for field, value in [("echo", True), ("suffix", "x"), ("best_of", 3), ("logprobs", 2), ("prompt", [1, 2, 3])]:
+        body = {"model": "gemma3-270m", "prompt": "Habari", field: value}
+        response = post(client, auth, body, path="/v1/completions")
+        assert response.status_code == 400, field
+        assert response.json()["error"]["param"] == field
