@@ -80,15 +80,17 @@ class ApiView(APIView):
         return response
 
 
-@extend_schema(summary="List the installed models", tags=["Models"])
 class ModelList(ApiView):
+    @extend_schema(summary="List the installed models", tags=["Models"], operation_id="models_list",
+                   responses={200: OpenApiResponse(description="{object: list, data: [model]}")})
     def get(self, request):
         return Response({"object": "list", "data": [model_object(card) for card in installed_models()]})
 
 
-@extend_schema(summary="One installed model and its card", tags=["Models"],
-               responses={200: OpenApiResponse(description="A model"), 404: OpenApiResponse(description="model_not_found")})
 class ModelDetail(ApiView):
+    @extend_schema(summary="One installed model and its card", tags=["Models"], operation_id="models_retrieve",
+                   responses={200: OpenApiResponse(description="A model"),
+                              404: OpenApiResponse(description="model_not_found")})
     def get(self, request, model_id: str):
         try:
             card = model_store().get(model_id)
