@@ -127,6 +127,11 @@ def default_threads(card: ModelCard) -> int:
     return int(configured) if configured else max(1, min(card.threads, os.cpu_count() or 1))
 
 
+def default_compute_type(device: str, card: ModelCard) -> str:
+    """CPU: the card's measured choice. GPU: int8 weights with float16 compute."""
+    return card.compute_type if device == "cpu" else "int8_float16"
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
@@ -227,9 +232,7 @@ class Engine(PromptBuilder):
     ):
         super().__init__(model_dir)
         self.device = resolve_device(device)
-        self.compute_type = compute_type or (
-            self.card.compute_type if self.device == "cpu" else "int8_float16"
-        )
+        self.compute_type = compute_type or default_compute_type(self.device, self.card)
         self.intra_threads = intra_threads or default_threads(self.card)
         self.inter_threads = inter_threads
         self.generator = self._new_generator()

@@ -145,3 +145,35 @@ def test_max_tokens_is_capped_by_the_context(tiny_engine):
     generation = tiny_engine.generate(prompt, SamplingParams(temperature=0, max_tokens=10_000))
     list(generation)
     assert generation.result.completion_tokens <= room
+
+
+def test_device_auto_uses_cuda_only_when_ctranslate2_sees_a_gpu(monkeypatch):
+    import ctranslate2
+
+    from inference.engine import resolve_device
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    assert resolve_device("auto") == "cuda"
+    with pytest.raises(Exception, match="Unknown device"):
+        resolve_device("tpu")
+
+
+def test_gpu_compute_type_is_int8_float16(tiny_engine):
+    from inference.engine import default_compute_type
+
+    assert default_compute_type("cuda", tiny_engine.card) == "int8_float16"
+    assert default_compute_type("cpu", tiny_engine.card) == tiny_engine.card.compute_type
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tiny_engine):
+    import ctranslate2
+
+    from inference.engine import Engine
+    from inference.errors import ModelError
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelError, match="Cannot load model"):
+        Engine(tiny_engine.model_dir, device="cuda")
