@@ -95,22 +95,30 @@ def _set_embeddings_and_output(model: GGUFModel, decoder) -> None:
     _set_norm(decoder.layer_norm, model.weight("output_norm.weight"))
 
 
-def _llama_spec(model: GGUFModel, progress: Progress | None):
-    layers = int(model.arch("block_count"))
+def _shape(model: GGUFModel) -> dict:
+    """What every architecture's spec starts from: layers, heads, grouped key/value heads."""
     heads = int(model.arch("attention.head_count"))
     heads_kv = int(model.arch("attention.head_count_kv", heads))
+    return {
+        "num_layers": int(model.arch("block_count")),
+        "num_heads": heads,
+        "num_heads_kv": None if heads_kv == heads else heads_kv,
+        "pre_norm": True,
+        "ffn_glu": True,
+        "rms_norm": True,
+    }
+
+
+def _llama_spec(model: GGUFModel, progress: Progress | None):
+    shape = _shape(model)
+    layers = shape["num_layers"]
     spec = transformer_spec.TransformerDecoderModelSpec.from_config(
-        layers,
-        heads,
+        **shape,
         activation=common_spec.Activation.SWISH,
-        pre_norm=True,
-        ffn_glu=True,
-        rms_norm=True,
         rotary_dim=0,
         # llama.cpp permutes Q/K rows for interleaved RoPE: keep them and rotate interleaved.
         rotary_interleave=True,
         rotary_base=float(model.arch("rope.freq_base", 10000.0)),
-        num_heads_kv=None if heads_kv == heads else heads_kv,
     )
     decoder = spec.decoder
     decoder.scale_embeddings = False
@@ -132,23 +140,17 @@ def _llama_spec(model: GGUFModel, progress: Progress | None):
 def _gemma_spec(model: GGUFModel, progress: Progress | None):
     """Gemma 2 and Gemma 3: four norms per layer, GELU-tanh, scaled embeddings."""
     is_gemma3 = model.architecture == "gemma3"
-    layers = int(model.arch("block_count"))
-    heads = int(model.arch("attention.head_count"))
-    heads_kv = int(model.arch("attention.head_count_kv", heads))
+    shape = _shape(model)
+    layers = shape["num_layers"]
     head_dim = int(model.arch("attention.key_length"))
     global_base = float(model.arch("rope.freq_base", 10000.0))
     window = int(model.arch("attention.sliding_window", 0) or 0)
     spec = transformer_spec.TransformerDecoderModelSpec.from_config(
-        layers,
-        heads,
+        **shape,
         activation=common_spec.Activation.GELUTanh,
-        pre_norm=True,
-        ffn_glu=True,
-        rms_norm=True,
         rotary_dim=head_dim if is_gemma3 else 0,
         rotary_interleave=False,
         rotary_base=global_base,
-        num_heads_kv=None if heads_kv == heads else heads_kv,
         head_dim=head_dim,
         pre_post_layer_norm=True,
         qk_norm=is_gemma3,

@@ -1,0 +1,60 @@
+"""A worker process killed mid-answer: the page hears about it within 10 s and keeps the partial answer."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from pawa.chat.models import Conversation, Message
+from tests.chat_helpers import connect, events_until, text_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_process(real_models):
+    env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
+               PAWA_MODELS_DIR=str(settings.PAWA_MODELS_DIR), PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "pawa", "worker", "--queues", "inference", "--pool", "solo",
+         "--hostname", f"doomed-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "WARNING", "--without-mingle",
+         "--without-gossip"],
+        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+
+
+async def test_a_killed_worker_becomes_an_interrupted_answer(owner, worker_process):
+    conversation = await database_sync_to_async(Conversation.objects.create)(
+        user=owner, model_name="gemma3-270m", temperature=0, max_tokens=400)
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": conversation.id,
+                           "content": "Niandikie hadithi ndefu sana kuhusu Mlima Kilimanjaro."})
+    accepted = await ws.receive_json_from(timeout=10)
+    seen = await events_until(ws, timeout=60, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
+    worker_process.kill()
+    killed_at = time.monotonic()
+    rest = await events_until(ws, timeout=20)
+    assert time.monotonic() - killed_at < 10
+    assert rest[-1]["type"] == "error" and rest[-1]["code"] == "interrupted"
+    message = await database_sync_to_async(Message.objects.get)(id=accepted["answer"]["id"])
+    assert message.status == "interrupted"
+    assert message.content and message.content == text_of(seen + rest)
+    await ws.disconnect()
