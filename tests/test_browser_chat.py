@@ -100,3 +100,18 @@ def test_the_chat_works_on_a_phone_screen(page, login, owner, conversation):
     assert page.get_by_role("button", name="Tuma").is_visible()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement !== document.body")
+
+
+def test_a_second_tab_sees_the_answer_stream(page, login, owner, conversation, celery_worker):
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    other = page.context.new_page()
+    other.goto(f"/chat/{conversation.id}/")
+    other.wait_for_timeout(500)  # let its websocket connect and watch the conversation
+    page.get_by_label("Ujumbe").fill("Habari za asubuhi?")
+    page.keyboard.press("Enter")
+    wait_for(lambda: other.locator(".message.assistant").count() == 1, timeout=30)
+    wait_for(lambda: page.locator(".message.assistant.streaming").count() == 0 and answer_text(page), timeout=90)
+    wait_for(lambda: other.locator(".message.assistant.streaming").count() == 0, timeout=30)
+    assert answer_text(other) == answer_text(page)
+    assert other.locator(".message.user .body").first.inner_text() == "Habari za asubuhi?"

@@ -34,12 +34,14 @@ async def test_anonymous_connections_are_closed():
     communicator.scope["user"] = AnonymousUser()
     connected, code = await communicator.connect()
     assert not connected
+    await communicator.disconnect()  # let the consumer (and its channel layer reader) finish
 
 
 async def test_foreign_origins_are_refused(owner):
     communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://evil.example")])
     connected, _ = await communicator.connect()
     assert not connected
+    await communicator.disconnect()
 
 
 async def test_it_streams_tokens_and_saves_the_answer(owner, smol_conversation, celery_worker):
@@ -196,5 +198,28 @@ async def test_bad_requests_get_clear_errors(owner, smol_conversation):
     await ws.send_to(text_data="not json")
     assert (await ws.receive_json_from(timeout=5))["type"] == "error"
     await ws.send_json_to({"type": "stop", "generation_id": "not-a-uuid"})
+    assert (await ws.receive_json_from(timeout=5))["code"] == "not_found"
+    await ws.disconnect()
+
+
+async def test_a_second_tab_hears_about_a_new_answer_and_follows_it(owner, smol_conversation, celery_worker):
+    tab1, tab2 = await connect(owner), await connect(owner)
+    await tab2.send_json_to({"type": "watch", "conversation_id": smol_conversation.id})
+    await asyncio.sleep(0.2)
+    await tab1.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Say hello."})
+    accepted = await tab1.receive_json_from(timeout=10)
+    changed = await tab2.receive_json_from(timeout=10)
+    assert changed == {"type": "conversation_changed", "conversation_id": smol_conversation.id,
+                       "generation_id": accepted["answer"]["generation_id"]}
+    await tab2.send_json_to({"type": "resume", "generation_id": changed["generation_id"], "last_id": "0-0"})
+    one, two = await asyncio.gather(events_until(tab1), events_until(tab2))
+    assert text_of(one) == text_of(two) != ""
+    await tab1.disconnect()
+    await tab2.disconnect()
+
+
+async def test_watching_another_users_conversation_is_refused(outsider, smol_conversation):
+    ws = await connect(outsider)
+    await ws.send_json_to({"type": "watch", "conversation_id": smol_conversation.id})
     assert (await ws.receive_json_from(timeout=5))["code"] == "not_found"
     await ws.disconnect()

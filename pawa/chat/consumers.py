@@ -51,13 +51,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         self.language = scope_language(self.scope)
         self.relays: dict[str, asyncio.Task] = {}
+        self.watching: set[str] = set()
         self.redis = async_client()
         await self.accept()
+
+    @staticmethod
+    def group_name(conversation_id) -> str:
+        return f"pawa.conversation.{int(conversation_id)}"
 
     async def disconnect(self, code):
         # Leaving does not stop an answer: the page resumes it when it comes back.
         for task in getattr(self, "relays", {}).values():
             task.cancel()
+        for group in getattr(self, "watching", set()):
+            await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "redis"):
             await self.redis.aclose()
 
@@ -68,6 +75,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "resume": self.on_resume,
             "regenerate": self.on_regenerate,
             "edit": self.on_edit,
+            "watch": self.on_watch,
         }
         kind = content.get("type") if isinstance(content, dict) else None
         request_id = content.get("request_id") if isinstance(content, dict) else None
@@ -135,6 +143,24 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         generation = Generation.objects.for_user(self.user).get(pk=generation_id)
         generation_services.generation_cancel(generation=generation)
 
+    async def on_watch(self, content):
+        """Another tab may change this conversation: hear about it (channel layer group)."""
+        conversation_id = await self._own_conversation(content.get("conversation_id"))
+        group = self.group_name(conversation_id)
+        if group not in self.watching:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.watching.add(group)
+
+    @database_sync_to_async
+    def _own_conversation(self, conversation_id) -> int:
+        return selectors.conversation_get(user=self.user, conversation_id=conversation_id).id
+
+    async def conversation_changed(self, message):
+        """A group message: a new answer was started from another tab."""
+        if message.get("origin") != self.channel_name:
+            await self.send_json({"type": "conversation_changed", "conversation_id": message["conversation_id"],
+                                  "generation_id": message["generation_id"]})
+
     async def on_resume(self, content):
         generation_id = await self._own_generation(content.get("generation_id"))
         self.follow(generation_id, str(content.get("last_id") or "0-0"))
@@ -152,6 +178,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "answer": answer,
         })
         self.follow(answer["generation_id"], "0-0")
+        await self.channel_layer.group_send(self.group_name(conversation.id), {
+            "type": "conversation.changed", "conversation_id": conversation.id,
+            "generation_id": answer["generation_id"], "origin": self.channel_name,
+        })
 
     # Relay --------------------------------------------------------------------------------
 

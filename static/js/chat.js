@@ -21,6 +21,7 @@ let socket = null;
 let reconnectDelay = 500;
 let requestCounter = 0;
 const pending = new Map(); // request_id -> callback for "accepted"
+const outbox = []; // requests written before the socket was open
 const active = new Map(); // generation_id -> {lastId, text, el, message}
 
 marked.setOptions({ gfm: true, breaks: true });
@@ -139,15 +140,13 @@ function setBusy(busy) {
 
 // Streaming ------------------------------------------------------------------------------
 
-function follow(message, el, lastId = "0-0") {
+function follow(message, el, lastId = "0-0", remote = false) {
   const state = { lastId, text: lastId === "0-0" ? "" : message.content, el, message, frame: 0 };
   active.set(message.generation_id, state);
   setBusy(true);
   if (lastId === "0-0") renderMarkdown($(".body", el), "");
   el.classList.add("streaming");
-  if (socket && socket.readyState === WebSocket.OPEN && lastId !== "0-0") {
-    send({ type: "resume", generation_id: message.generation_id, last_id: lastId });
-  }
+  if (remote) send({ type: "resume", generation_id: message.generation_id, last_id: "0-0" });
 }
 
 function paint(state) {
@@ -183,6 +182,10 @@ function onEvent(event) {
     const callback = pending.get(event.request_id);
     pending.delete(event.request_id);
     if (callback) callback(event);
+    return;
+  }
+  if (event.type === "conversation_changed") {
+    if (String(event.conversation_id) === conversationId && !active.has(event.generation_id)) reloadMessages();
     return;
   }
   if (event.type === "error" && !event.generation_id) {
@@ -225,10 +228,12 @@ function connect() {
   socket.addEventListener("open", () => {
     reconnectDelay = 500;
     if (statusEl.textContent === T.reconnecting) statusEl.textContent = "";
+    if (conversationId) send({ type: "watch", conversation_id: conversationId });
     // Resume every answer still being written, from the last frame this page saw.
     for (const [generationId, state] of active) {
       send({ type: "resume", generation_id: generationId, last_id: state.lastId });
     }
+    while (outbox.length) socket.send(outbox.shift());
   });
   socket.addEventListener("message", (message) => onEvent(JSON.parse(message.data)));
   socket.addEventListener("close", () => {
@@ -239,14 +244,12 @@ function connect() {
 }
 
 function send(payload, onAccepted) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) {
-    statusEl.textContent = T.reconnecting;
-    return false;
-  }
   const requestId = `r${++requestCounter}`;
   if (onAccepted) pending.set(requestId, onAccepted);
   else if (["regenerate", "edit", "send"].includes(payload.type)) pending.set(requestId, accepted);
-  socket.send(JSON.stringify({ ...payload, request_id: requestId }));
+  const message = JSON.stringify({ ...payload, request_id: requestId });
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(message);
+  else outbox.push(message); // sent as soon as the connection opens
   return true;
 }
 
@@ -254,6 +257,7 @@ function accepted(event) {
   if (!conversationId) {
     conversationId = String(event.conversation.id);
     root.dataset.conversationId = conversationId;
+    send({ type: "watch", conversation_id: conversationId });
     history.replaceState(null, "", `/chat/${conversationId}/`);
     for (const el of document.querySelectorAll("[data-rename], [data-delete]")) el.hidden = false;
     $("[data-empty]")?.remove();
@@ -278,6 +282,19 @@ function accepted(event) {
   const answer = messageElement(event.answer);
   messagesEl.append(answer);
   follow(event.answer, answer);
+  refreshRegenerate();
+  scrollToEnd();
+}
+
+async function reloadMessages() {
+  // Another tab started an answer here: show the conversation as it is now and follow it.
+  const conversation = await api("GET", `/chat/api/conversations/${conversationId}/`);
+  messagesEl.replaceChildren();
+  for (const message of conversation.messages) {
+    const el = messageElement(message);
+    messagesEl.append(el);
+    if (["queued", "running"].includes(message.status)) follow(message, el, "0-0", true);
+  }
   refreshRegenerate();
   scrollToEnd();
 }
