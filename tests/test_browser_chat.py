@@ -115,3 +115,25 @@ def test_a_second_tab_sees_the_answer_stream(page, login, owner, conversation, c
     wait_for(lambda: other.locator(".message.assistant.streaming").count() == 0, timeout=30)
     assert answer_text(other) == answer_text(page)
     assert other.locator(".message.user .body").first.inner_text() == "Habari za asubuhi?"
+
+
+def test_markdown_renders_safely_with_copy_buttons(page, login, owner, conversation):
+    evil = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>"
+    Message.objects.create(conversation=conversation, role="user", content=f"Hi {evil}")
+    Message.objects.create(
+        conversation=conversation, role="assistant", status="complete",
+        content=f"**Jibu** na orodha:\n\n- moja\n- mbili\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint('habari')\n```\n\n"
+                f"{evil} [link](javascript:alert(1))",
+    )
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    answer = page.locator(".message.assistant .body").last
+    assert answer.locator("strong").inner_text() == "Jibu"
+    assert answer.locator("li").count() == 2 and answer.locator("table td").count() == 2
+    assert answer.locator("pre code").inner_text().strip() == "print('habari')"
+    assert answer.locator("button.copy-code").count() == 1
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".message script, .message img[onerror]").count() == 0
+    assert "javascript:" not in (answer.locator("a").first.get_attribute("href") or "")
+    assert evil in page.locator(".message.user .body").first.inner_text()  # user text shown as text
