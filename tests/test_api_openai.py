@@ -1,5 +1,6 @@
 """Conformance with the official openai SDK against a live server on 127.0.0.1."""
 
+import json
 import time
 
 import httpx2 as httpx
@@ -191,3 +192,46 @@ def test_streaming_is_chosen_by_the_body_not_the_accept_header(live_asgi, api_ke
         json={"model": SMOL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}, timeout=60,
     )
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_a_failure_after_the_stream_started_is_an_error_event_then_done(live_asgi, api_key, real_models,
+                                                                         celery_worker, monkeypatch):
+    from pawa.generation import tasks
+
+    real_get_engine = tasks.get_engine
+
+    class Failing:
+        """The real engine, but the generation breaks after two pieces of text."""
+
+        def __init__(self, engine):
+            self.engine = engine
+
+        def __getattr__(self, name):
+            return getattr(self.engine, name)
+
+        def generate(self, *args, **kwargs):
+            generation = self.engine.generate(*args, **kwargs)
+            inner = generation._deltas
+
+            def pieces():
+                for index, piece in enumerate(inner):
+                    if index == 2:
+                        generation.close()
+                        raise RuntimeError("the accelerator caught fire")
+                    yield piece
+
+            generation._deltas = pieces()
+            return generation
+
+    monkeypatch.setattr(tasks, "get_engine", lambda name: Failing(real_get_engine(name)))
+    response = httpx.post(
+        f"{live_asgi}/v1/chat/completions", headers={"Authorization": f"Bearer {api_key[1]}"},
+        json={"model": SMOL, "messages": [{"role": "user", "content": "Tell me a story."}], "stream": True,
+              "max_tokens": 40, "temperature": 0}, timeout=60,
+    )
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert response.status_code == 200
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert error["code"] == "internal_error" and error["message"]
+    assert any(json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:-2]), events
