@@ -157,11 +157,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
                 "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
                         "Swahili and English paragraphs (benchmarks/data).",
                 "rows": [
-                    {"compute_type": "int8", "threads": 1, "tok_s": 38.2, "rss_mib": 150, "ppl_sw": 236.4,
+                    {"compute_type": "int8", "threads": 1, "tok_s": 41.0, "rss_mib": 150, "ppl_sw": 236.4,
                      "ppl_sw_delta": 1.2, "ppl_en": 24.0, "ppl_en_delta": 4.0, "agreement": "3/8"},
-                    {"compute_type": "float32", "threads": 1, "tok_s": 19.7, "rss_mib": 360, "ppl_sw": 232.0,
+                    {"compute_type": "float32", "threads": 1, "tok_s": 18.0, "rss_mib": 360, "ppl_sw": 232.0,
                      "ppl_sw_delta": -0.7, "ppl_en": 23.1, "ppl_en_delta": 0.1, "agreement": "4/8"},
                 ],
+                # benchmarks/conversion_check.py: transformers loading the same GGUF as reference.
+                "reference_check": {"float32": "8/8", "int8_weights_float32_compute": "4/8",
+                                    "int8_compute": "3/8", "tokenizer": "8/8"},
             },
             "default_system_prompt": "You are PAWA, a helpful assistant. Answer clearly and briefly.",
             "description": {
@@ -193,13 +196,15 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
                 "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
                         "Swahili and English paragraphs (benchmarks/data).",
                 "rows": [
-                    {"compute_type": "int8", "threads": 1, "tok_s": 20.1, "rss_mib": 478, "ppl_sw": 77.7,
+                    {"compute_type": "int8", "threads": 1, "tok_s": 22.5, "rss_mib": 478, "ppl_sw": 77.7,
                      "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
-                    {"compute_type": "int8", "threads": 2, "tok_s": 27.7, "rss_mib": 292, "ppl_sw": 77.7,
+                    {"compute_type": "int8", "threads": 2, "tok_s": 25.3, "rss_mib": 305, "ppl_sw": 77.7,
                      "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
-                    {"compute_type": "float32", "threads": 2, "tok_s": 15.7, "rss_mib": 1002, "ppl_sw": 72.1,
+                    {"compute_type": "float32", "threads": 2, "tok_s": 14.9, "rss_mib": 900, "ppl_sw": 72.1,
                      "ppl_sw_delta": 0.8, "ppl_en": 16.5, "ppl_en_delta": -0.7, "agreement": "5/8"},
                 ],
+                "reference_check": {"float32": "8/8", "int8_weights_float32_compute": "5/8",
+                                    "int8_compute": "3/8", "tokenizer": "8/8"},
             },
             "chat_template": GEMMA_BASE_TEMPLATE,
             "stop": GEMMA_BASE_STOP,
