@@ -79,11 +79,16 @@ def _set_norm(spec, weights: np.ndarray) -> None:
     spec.gamma = weights
 
 
-def _fused_qkv(model: GGUFModel, prefix: str) -> np.ndarray:
-    return np.concatenate(
+def _set_linears(layer, model: GGUFModel, prefix: str) -> None:
+    """The projections every architecture shares: fused QKV, output, gated FFN."""
+    layer.self_attention.linear[0].weight = np.concatenate(
         [model.weight(f"{prefix}.attn_q.weight"), model.weight(f"{prefix}.attn_k.weight"),
          model.weight(f"{prefix}.attn_v.weight")]
     )
+    layer.self_attention.linear[1].weight = model.weight(f"{prefix}.attn_output.weight")
+    layer.ffn.linear_0.weight = model.weight(f"{prefix}.ffn_gate.weight")
+    layer.ffn.linear_0_noact.weight = model.weight(f"{prefix}.ffn_up.weight")
+    layer.ffn.linear_1.weight = model.weight(f"{prefix}.ffn_down.weight")
 
 
 def _set_embeddings_and_output(model: GGUFModel, decoder) -> None:
@@ -127,11 +132,7 @@ def _llama_spec(model: GGUFModel, progress: Progress | None):
         prefix = f"blk.{index}"
         _set_norm(layer.self_attention.layer_norm, model.weight(f"{prefix}.attn_norm.weight"))
         _set_norm(layer.ffn.layer_norm, model.weight(f"{prefix}.ffn_norm.weight"))
-        layer.self_attention.linear[0].weight = _fused_qkv(model, prefix)
-        layer.self_attention.linear[1].weight = model.weight(f"{prefix}.attn_output.weight")
-        layer.ffn.linear_0.weight = model.weight(f"{prefix}.ffn_gate.weight")
-        layer.ffn.linear_0_noact.weight = model.weight(f"{prefix}.ffn_up.weight")
-        layer.ffn.linear_1.weight = model.weight(f"{prefix}.ffn_down.weight")
+        _set_linears(layer, model, prefix)
         if progress:
             progress("convert", index + 1, layers)
     return spec
@@ -183,11 +184,7 @@ def _gemma_spec(model: GGUFModel, progress: Progress | None):
         else:
             # Gemma 2 alternates: even layers local (sliding window), odd layers global.
             attention.sliding_window = np.int32(window if index % 2 == 0 else 0)
-        attention.linear[0].weight = _fused_qkv(model, prefix)
-        attention.linear[1].weight = model.weight(f"{prefix}.attn_output.weight")
-        layer.ffn.linear_0.weight = model.weight(f"{prefix}.ffn_gate.weight")
-        layer.ffn.linear_0_noact.weight = model.weight(f"{prefix}.ffn_up.weight")
-        layer.ffn.linear_1.weight = model.weight(f"{prefix}.ffn_down.weight")
+        _set_linears(layer, model, prefix)
         if progress:
             progress("convert", index + 1, layers)
     return spec
