@@ -102,3 +102,18 @@ def test_admins_see_and_revoke_keys_but_never_secrets(client, owner, staff):
     assert secret not in page and key.secret_hash not in page
     client.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     assert apikey_authenticate(secret) is None
+
+
+def test_admins_see_generation_metadata_but_not_the_conversation(client, owner, staff):
+    from pawa.generation.models import Generation
+
+    staff.is_superuser = True
+    staff.save()
+    generation = Generation.objects.create(user=owner, model_name="gemma3-270m", status="complete",
+                                           prompt=[{"role": "user", "content": "siri yangu ya ndani"}],
+                                           text="jibu la siri", completion_tokens=5)
+    client.force_login(staff)
+    listing = client.get("/admin/generation/generation/").content.decode()
+    assert "gemma3-270m" in listing
+    detail = client.get(f"/admin/generation/generation/{generation.pk}/change/").content.decode()
+    assert "siri yangu" not in detail and "jibu la siri" not in detail
