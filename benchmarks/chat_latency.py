@@ -58,7 +58,7 @@ def raw_engine(model: str, max_tokens: int, runs: int):
     ttfts, rates = [], []
     for prompt in (PROMPTS * runs)[:runs]:
         built = engine.chat_prompt([{"role": "user", "content": prompt}], system=engine.card.default_system_prompt)
-        result = engine.generate(built, SamplingParams(**{**params.__dict__, "stop": tuple(engine.card.stop)})).complete()
+        result = engine.generate(built, params).complete()
         ttfts.append(result.time_to_first_token)
         rates.append(result.tokens_per_second)
     return ttfts, rates

@@ -65,8 +65,9 @@ class SamplingParams:
 class Prompt:
     tokens: list[str]
     dropped_messages: int = 0
-    # A chat answer starts at its first visible character; a text completion keeps every space.
-    strip_leading_whitespace: bool = False
+    # A chat prompt: the answer starts at its first visible character and ends at the model
+    # card's stop strings (a base model's framing); a text completion keeps every space.
+    chat: bool = False
 
     @property
     def length(self) -> int:
@@ -191,7 +192,7 @@ class PromptBuilder:
         while True:
             tokens = self.render_chat(head + messages)
             if len(tokens) <= budget:
-                return Prompt(tokens, dropped, strip_leading_whitespace=True)
+                return Prompt(tokens, dropped, chat=True)
             if len(messages) <= 1:
                 break
             # Drop the oldest turn (a user message and the answer that followed it).
@@ -199,7 +200,7 @@ class PromptBuilder:
             messages = messages[cut:]
             dropped += cut
         if len(tokens) + MIN_ANSWER_TOKENS <= self.context_length:
-            return Prompt(tokens, dropped, strip_leading_whitespace=True)
+            return Prompt(tokens, dropped, chat=True)
         raise PromptTooLong(
             f"The message is too long for this model: {len(tokens)} tokens, the model reads at most "
             f"{self.context_length - MIN_ANSWER_TOKENS} (its context is {self.context_length}).",
@@ -333,10 +334,11 @@ class Engine(PromptBuilder):
             seed_lock.release()
 
         decoder = IncrementalDecoder(self.tokenizer, self._skip_ids)
-        stops = StopMatcher(params.stop)
+        card_stops = tuple(s for s in self.card.stop if s not in params.stop) if prompt.chat else ()
+        stops = StopMatcher(params.stop + card_stops)
         end_ids = {self.tokenizer.token_to_id(token) for token in self.end_tokens}
         pieces: list[str] = []
-        at_start = prompt.strip_leading_whitespace
+        at_start = prompt.chat
         finish = "length"
         try:
             while True:

@@ -39,8 +39,6 @@ def run_generation(generation_id: str) -> None:
     try:
         engine = get_engine(generation.model_name)
         params = sampling_params(generation.params)
-        stops = tuple(params.stop) + tuple(s for s in engine.card.stop if s not in params.stop)
-        params = SamplingParams(**{**params.__dict__, "stop": stops})
         if generation.kind == generation.Kind.CHAT:
             prompt = engine.chat_prompt(generation.prompt, max_tokens=params.max_tokens)
         else:

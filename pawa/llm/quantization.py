@@ -8,6 +8,7 @@ float32 weights (dequantized from its source GGUF) and shows each step.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -23,8 +24,6 @@ def _source_gguf(card: ModelCard):
     source = builtin.BUILTIN_MODELS.get(card.name)
     if source is not None and card.source.get("type") == "package":
         return source.gguf_path(model_store().root / ".cache", None)
-    from pathlib import Path
-
     path = Path(card.source.get("file", ""))
     return path if card.source.get("type") == "gguf" and path.is_file() else None
 

@@ -134,7 +134,7 @@ class Command(BaseCommand):
         store.get(name)
         engine = Engine.load(store.path(name), device=device)
         params = SamplingParams(
-            temperature=temperature, max_tokens=max_tokens, seed=seed, stop=tuple(engine.card.stop)
+            temperature=temperature, max_tokens=max_tokens, seed=seed
         )
         messages = [{"role": "user", "content": prompt}]
         built = engine.chat_prompt(messages, system=system or engine.card.default_system_prompt, max_tokens=max_tokens)
