@@ -39,12 +39,16 @@ class Command(BaseCommand):
                     settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
                 )
                 manager.add_process("redis", shlex.join(command), env=env)
+        concurrency = os.environ.get("PAWA_WORKER_CONCURRENCY", "1")
+        # Several tasks in one process share one loaded model (threads); one task per process
+        # keeps the default prefork pool, whose parent restarts a crashed child.
+        pool = ["--pool", "threads"] if int(concurrency) > 1 else []
         for number in range(1, workers + 1):
             worker = [
                 python, "-m", "celery", "-A", "pawa", "worker",
                 "--queues", "inference,default",
                 "--hostname", f"inference{number}@%h",
-                "--concurrency", os.environ.get("PAWA_WORKER_CONCURRENCY", "1"),
+                "--concurrency", concurrency, *pool,
                 "--loglevel", "INFO",
             ]
             manager.add_process(f"worker{number}", shlex.join(worker), env=env)
