@@ -6,7 +6,8 @@ register = template.Library()
 
 @register.filter
 def mib(size: int) -> str:
-    return f"{(size or 0) / 2**20:,.0f} MiB"
+    size = size or 0
+    return f"{size / 2**10:,.0f} KiB" if size < 2**20 else f"{size / 2**20:,.0f} MiB"
 
 
 @register.filter
