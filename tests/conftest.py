@@ -18,6 +18,7 @@ def pytest_configure(config):
     global _embedded_redis
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.PAWA_PRELOAD_MODEL = False  # tests load the models they use
     if settings.REDIS_EMBEDDED:
         _embedded_redis = localredis.ensure_running(
             settings.REDIS_URL, settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis-test"

@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class GenerationConfig(AppConfig):
     name = "pawa.generation"
     verbose_name = _("Generations")
+
+    def ready(self):
+        from pawa.generation import preload  # noqa: F401  (connects the worker signals)
