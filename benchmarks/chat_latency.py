@@ -144,7 +144,6 @@ def main() -> None:
         ApiLimits.objects.create(user=user, requests_per_minute=10_000, tokens_per_minute=10_000_000)
         conversation = Conversation.objects.create(user=user, model_name=args.model, temperature=0,
                                                    max_tokens=args.max_tokens)
-        conversation.system_prompt = ""
         client = Client()
         client.force_login(user)
         cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"

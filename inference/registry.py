@@ -81,8 +81,12 @@ class ModelStore:
 
     def remove(self, name: str) -> None:
         self.get(name)
-        trash = self.root / f".removing-{name}-{datetime.now(UTC).timestamp():.0f}"
-        self.path(name).rename(trash)
+        self._discard(self.path(name))
+
+    def _discard(self, path: Path) -> None:
+        """Rename first (it vanishes from the list at once), then delete."""
+        trash = self.root / f".removing-{path.name}-{datetime.now(UTC).timestamp():.0f}"
+        path.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
 
     def _clean_stale(self) -> None:
@@ -140,9 +144,7 @@ class ModelStore:
             card.save(staging)
             final = self.path(target_name)
             if final.exists():
-                old = self.root / f".removing-{target_name}-{datetime.now(UTC).timestamp():.0f}"
-                final.rename(old)
-                shutil.rmtree(old, ignore_errors=True)
+                self._discard(final)
             staging.rename(final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
