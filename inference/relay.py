@@ -19,7 +19,6 @@ import redis
 import redis.asyncio as aioredis
 
 PREFIX = "pawa:gen:"
-QUEUE_KEY = "pawa:queue"
 FINAL_EVENTS = ("done", "error")
 
 

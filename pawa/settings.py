@@ -145,12 +145,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_PORT = envint("PAWA_EMBEDDED_REDIS_PORT", "6389")
 REDIS_URL = env("REDIS_URL") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 REDIS_EMBEDDED = not env("REDIS_URL")
+# Every key, queue and channel this installation writes starts with this prefix, so two
+# installations (or a test run beside `make run`) can share one Redis without mixing.
+REDIS_PREFIX = env("PAWA_REDIS_PREFIX", "pawa")
+PAWA_QUEUE_KEY = f"{REDIS_PREFIX}:queue"
 
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env("PAWA_CACHE_PREFIX", "pawa"),
+        "KEY_PREFIX": REDIS_PREFIX,
     }
 }
 CHANNEL_LAYERS = {
@@ -158,13 +162,14 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # channels-redis blocks up to 5 s per read; redis-py's default socket timeout is also
         # 5 s, so give reads more room.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "pawa:channels:"},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"{REDIS_PREFIX}:channels:"},
     }
 }
 
 CELERY_BROKER_URL = REDIS_URL
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"pawa.generation.*": {"queue": "inference"}}
+PAWA_INFERENCE_QUEUE = env("PAWA_INFERENCE_QUEUE", "inference")
+CELERY_TASK_DEFAULT_QUEUE = env("PAWA_DEFAULT_QUEUE", "default")
+CELERY_TASK_ROUTES = {"pawa.generation.*": {"queue": PAWA_INFERENCE_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("PAWA_TASK_TIME_LIMIT", "900")

@@ -1,6 +1,7 @@
 """Shared fixtures: real Redis, a real Celery worker, a live ASGI server, three people."""
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -15,13 +16,13 @@ _embedded_redis = None
 
 
 def pytest_configure(config):
+    """Start the run's own embedded Redis (tests/settings.py gave it a free port)."""
     global _embedded_redis
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.PAWA_PRELOAD_MODEL = False  # tests load the models they use
     if settings.REDIS_EMBEDDED:
+        if localredis.is_up(settings.REDIS_URL):
+            raise RuntimeError(f"Something already answers at {settings.REDIS_URL}; the test run needs its own Redis")
         _embedded_redis = localredis.ensure_running(
-            settings.REDIS_URL, settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis-test"
+            settings.REDIS_URL, settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
         )
 
 
@@ -29,13 +30,32 @@ def pytest_unconfigure(config):
     if _embedded_redis is not None:
         _embedded_redis.terminate()
         _embedded_redis.wait(timeout=10)
+    if settings.VAR_DIR.name.startswith(f"pawa-test-{settings.TEST_RUN}-"):
+        shutil.rmtree(settings.VAR_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """New channel layer objects for every test.
+
+    channels-redis binds a layer's receiving state to the event loop of its first receiver
+    ("Two event loops are trying to receive() on one channel layer at once!"). Each async test
+    runs in its own loop, and the live server of the browser tests in another (its thread); a
+    consumer of an earlier test that was still receiving when its loop went away would
+    otherwise leave the shared layer bound to that dead loop.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(settings):
     """Each test gets its own cache namespace, so rate limits never leak between tests."""
     caches = dict(settings.CACHES)
-    caches["default"] = dict(caches["default"], KEY_PREFIX=f"pawa-test-{uuid.uuid4().hex}")
+    caches["default"] = dict(caches["default"], KEY_PREFIX=f"{settings.REDIS_PREFIX}-{uuid.uuid4().hex[:12]}")
     settings.CACHES = caches
 
 
@@ -86,7 +106,7 @@ def celery_worker(transactional_db):
         concurrency=2,
         perform_ping_check=False,
         loglevel="WARNING",
-        queues=["inference", "default"],
+        queues=[settings.PAWA_INFERENCE_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE],
         shutdown_timeout=30,
     ) as worker:
         yield worker
@@ -119,7 +139,10 @@ def live_asgi(transactional_db):
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=15)
+    if thread.is_alive():  # open websockets keep a graceful shutdown waiting: cut them
+        server.force_exit = True
+        thread.join(timeout=15)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -59,11 +59,11 @@ def test_no_worker_means_503(client, auth, real_models):
 
 def test_a_full_queue_means_503(client, auth, real_models, settings):
     settings.PAWA_API_MAX_QUEUE = 1
-    sync_client().zadd(relay.QUEUE_KEY, {"someone-else": 1})
+    sync_client().zadd(settings.PAWA_QUEUE_KEY, {"someone-else": 1})
     try:
         response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]})
     finally:
-        sync_client().zrem(relay.QUEUE_KEY, "someone-else")
+        sync_client().zrem(settings.PAWA_QUEUE_KEY, "someone-else")
     assert response.status_code == 503 and response.json()["error"]["code"] == "server_busy"
     assert response["Retry-After"]
 

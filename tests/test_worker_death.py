@@ -30,7 +30,7 @@ def worker_process(real_models):
     env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                PAWA_MODELS_DIR=str(settings.PAWA_MODELS_DIR), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "pawa", "worker", "--queues", "inference", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "pawa", "worker", "--queues", settings.PAWA_INFERENCE_QUEUE, "--pool", "solo",
          "--hostname", f"doomed-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "WARNING", "--without-mingle",
          "--without-gossip"],
         env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

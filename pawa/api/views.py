@@ -174,7 +174,7 @@ class GenerationView(ApiView):
         if active >= user_limits.max_concurrent:
             raise ApiError(429, f"At most {user_limits.max_concurrent} generations may run at once for one user.",
                            type="requests", code="rate_limit_exceeded", headers={"Retry-After": "1"})
-        if sync_client().zcard(relay.QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
+        if sync_client().zcard(settings.PAWA_QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
             raise ApiError(503, "The server is busy: too many requests are waiting. Try again shortly.",
                            type="server_error", code="server_busy", headers={"Retry-After": "5"})
         if not _workers_alive():
@@ -210,7 +210,7 @@ class GenerationView(ApiView):
 
     async def _stream(self, context, include_usage: bool):
         generation = context["generation"]
-        finished, status_code = False, 200
+        finished, recorded, status_code = False, False, 200
         try:
             yield _sse(self.chunk(context, "", None, first=True))
             async for event in self._events(str(generation.id)):
@@ -227,12 +227,16 @@ class GenerationView(ApiView):
                 elif event["type"] == "error":
                     finished, status_code = True, 500
                     yield _sse(error_body(event.get("message") or "The generation failed.", code=event.get("code")))
+            # Usage is saved before [DONE]: a client that reads its usage page next finds it.
+            await sync_to_async(_finish_usage)(context, status_code, True)
+            recorded = True
             yield _sse("[DONE]")
         finally:
             if not finished:
                 status_code = 499  # the client went away: free the worker
                 await sync_to_async(generation_services.generation_cancel)(generation=generation)
-            await sync_to_async(_finish_usage)(context, status_code, True)
+            if not recorded:
+                await sync_to_async(_finish_usage)(context, status_code, True)
 
     async def _complete(self, context) -> dict:
         generation = context["generation"]

@@ -51,8 +51,8 @@ def generation_create(
     generation_id = str(generation.id)
 
     def enqueue():
-        sync_client().zadd(relay.QUEUE_KEY, {generation_id: time.time()})
-        run_generation.apply_async(args=[generation_id], queue="inference")
+        sync_client().zadd(settings.PAWA_QUEUE_KEY, {generation_id: time.time()})
+        run_generation.apply_async(args=[generation_id], queue=settings.PAWA_INFERENCE_QUEUE)
 
     transaction.on_commit(enqueue)
     return generation
@@ -66,20 +66,20 @@ def generation_cancel(*, generation: Generation) -> None:
     )
     if updated:
         client = sync_client()
-        client.zrem(relay.QUEUE_KEY, str(generation.id))
+        client.zrem(settings.PAWA_QUEUE_KEY, str(generation.id))
         generation.refresh_from_db()
         relay.close_stream(client, str(generation.id), {"type": "done", **generation.stats(), "text": ""})
         generation_finished.send(sender=Generation, generation=generation)
 
 
 def generation_queue_position(generation_id) -> int | None:
-    rank = sync_client().zrank(relay.QUEUE_KEY, str(generation_id))
+    rank = sync_client().zrank(settings.PAWA_QUEUE_KEY, str(generation_id))
     return None if rank is None else rank + 1
 
 
 def generation_start(*, generation_id) -> Generation | None:
     """Claim a queued generation for this worker; None if it was cancelled or already taken."""
-    sync_client().zrem(relay.QUEUE_KEY, str(generation_id))
+    sync_client().zrem(settings.PAWA_QUEUE_KEY, str(generation_id))
     claimed = Generation.objects.filter(id=generation_id, status=Generation.Status.QUEUED).update(
         status=Generation.Status.RUNNING, started_at=timezone.now()
     )

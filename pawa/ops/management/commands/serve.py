@@ -46,7 +46,7 @@ class Command(BaseCommand):
         for number in range(1, workers + 1):
             worker = [
                 python, "-m", "celery", "-A", "pawa", "worker",
-                "--queues", "inference,default",
+                "--queues", f"{settings.PAWA_INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}",
                 "--hostname", f"inference{number}@%h",
                 "--concurrency", concurrency, *pool,
                 "--loglevel", "INFO",
