@@ -276,7 +276,15 @@ PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemm
 PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
 PAWA_MAX_MESSAGE_CHARS = envint("PAWA_MAX_MESSAGE_CHARS", "8000")
 PAWA_STREAM_FLUSH_MS = envint("PAWA_STREAM_FLUSH_MS", "50")
-PAWA_ENGINE_INTER_THREADS = envint("PAWA_WORKER_CONCURRENCY", "1")
+# Batching in each worker process (see README "Sizing"): 0 means the measured default.
+PAWA_INTRA_THREADS = envint("PAWA_INTRA_THREADS", "0")  # cores per batch; default: the model card's
+PAWA_ENGINE_REPLICAS = envint("PAWA_ENGINE_REPLICAS", "0")  # batches at once; default: cores / intra threads
+PAWA_MAX_BATCH_SIZE = envint("PAWA_MAX_BATCH_SIZE", "0")  # sequences per batch; default 8 (CPU), 32 (GPU)
+PAWA_GENERATION_TIME_LIMIT = envint("PAWA_GENERATION_TIME_LIMIT", "300")  # seconds per answer
+# Task threads per worker process: generations it accepts at once (0: cores x batch size).
+PAWA_WORKER_CONCURRENCY = envint("PAWA_WORKER_CONCURRENCY", "0") or min(
+    64, max(4, (os.cpu_count() or 1) * (PAWA_MAX_BATCH_SIZE or 8))
+)
 PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
 
 # Developer API limits (per key; admins override per user).

@@ -9,6 +9,7 @@ from inference import relay
 from inference.engine import SamplingParams
 from inference.errors import ModelError
 from pawa.generation import services
+from pawa.generation.cancellation import cancel_watcher
 from pawa.generation.engines import get_engine
 from pawa.generation.redis import sync_client
 
@@ -43,9 +44,13 @@ def run_generation(generation_id: str) -> None:
             prompt = engine.chat_prompt(generation.prompt, max_tokens=params.max_tokens)
         else:
             prompt = engine.text_prompt(generation.prompt["prompt"])
-        stream = engine.generate(prompt, params, cancelled=writer.cancelled)
-        for delta in stream:
-            writer.delta(delta)
+        cancel = cancel_watcher().watch(generation_id)
+        try:
+            stream = engine.generate(prompt, params, cancel=cancel, user=str(generation.user_id))
+            for delta in stream:
+                writer.delta(delta)
+        finally:
+            cancel_watcher().unwatch(generation_id)
         result = stream.result
     except ModelError as exc:
         generation = services.generation_fail(generation=generation, message=str(exc))

@@ -29,6 +29,6 @@ def tiny_engine(tiny_models, tmp_path_factory):
 
     store = ModelStore(tmp_path_factory.mktemp("store"))
     store.install(str(tiny_models["llama"]["gguf"]), name="tiny")
-    engine = Engine(store.path("tiny"), device="cpu", inter_threads=2)
+    engine = Engine(store.path("tiny"), device="cpu", replicas=2)
     yield engine
     engine.close()

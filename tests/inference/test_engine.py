@@ -60,7 +60,7 @@ def test_cancelling_stops_the_generation(tiny_engine):
     generation = tiny_engine.generate(
         tiny_engine.chat_prompt([{"role": "user", "content": "habari"}]),
         SamplingParams(temperature=0, max_tokens=100),
-        cancelled=stop.is_set,
+        cancel=stop,
     )
     for piece in generation:
         seen.append(piece)

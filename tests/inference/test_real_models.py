@@ -49,7 +49,7 @@ def test_streaming_swahili_and_emoji_matches_the_final_text(smollm):
 def test_cancelling_a_real_generation_stops_within_one_token(gemma):
     stop = threading.Event()
     prompt = gemma.text_prompt("Hadithi ndefu ya simba na panya: Hapo zamani za kale")
-    generation = gemma.generate(prompt, SamplingParams(temperature=0, max_tokens=200), cancelled=stop.is_set)
+    generation = gemma.generate(prompt, SamplingParams(temperature=0, max_tokens=200), cancel=stop)
     seen = 0
     for _ in generation:
         seen += 1

@@ -39,10 +39,11 @@ class Command(BaseCommand):
                     settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
                 )
                 manager.add_process("redis", shlex.join(command), env=env)
-        concurrency = os.environ.get("PAWA_WORKER_CONCURRENCY", "1")
-        # Several tasks in one process share one loaded model (threads); one task per process
-        # keeps the default prefork pool, whose parent restarts a crashed child.
-        pool = ["--pool", "threads"] if int(concurrency) > 1 else []
+        # One process holds each model once; its task threads hand their generations to the
+        # model's batch scheduler, which decodes them together (the threads pool, not prefork:
+        # a loaded CTranslate2 model is not fork-safe).
+        concurrency = str(settings.PAWA_WORKER_CONCURRENCY)
+        pool = ["--pool", "threads"]
         for number in range(1, workers + 1):
             worker = [
                 python, "-m", "celery", "-A", "pawa", "worker",
