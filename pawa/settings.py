@@ -176,6 +176,9 @@ CELERY_TASK_TIME_LIMIT = envint("PAWA_TASK_TIME_LIMIT", "900")
 CELERY_TASK_SOFT_TIME_LIMIT = envint("PAWA_TASK_SOFT_TIME_LIMIT", "840")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Inference workers: the threads pool (a loaded CTranslate2 model is not fork-safe), one
+# process holding each model once, its task threads feeding the model's batch scheduler.
+# Celery's time limits do not apply to this pool: PAWA_GENERATION_TIME_LIMIT does.
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -285,6 +288,8 @@ PAWA_GENERATION_TIME_LIMIT = envint("PAWA_GENERATION_TIME_LIMIT", "300")  # seco
 PAWA_WORKER_CONCURRENCY = envint("PAWA_WORKER_CONCURRENCY", "0") or min(
     64, max(4, (os.cpu_count() or 1) * (PAWA_MAX_BATCH_SIZE or 8))
 )
+CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = PAWA_WORKER_CONCURRENCY
 PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
 
 # Developer API limits (per key; admins override per user).

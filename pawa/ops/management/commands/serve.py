@@ -39,17 +39,12 @@ class Command(BaseCommand):
                     settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
                 )
                 manager.add_process("redis", shlex.join(command), env=env)
-        # One process holds each model once; its task threads hand their generations to the
-        # model's batch scheduler, which decodes them together (the threads pool, not prefork:
-        # a loaded CTranslate2 model is not fork-safe).
-        concurrency = str(settings.PAWA_WORKER_CONCURRENCY)
-        pool = ["--pool", "threads"]
+        # Pool and concurrency come from the settings (CELERY_WORKER_POOL/CONCURRENCY).
         for number in range(1, workers + 1):
             worker = [
                 python, "-m", "celery", "-A", "pawa", "worker",
                 "--queues", f"{settings.PAWA_INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}",
                 "--hostname", f"inference{number}@%h",
-                "--concurrency", concurrency, *pool,
                 "--loglevel", "INFO",
             ]
             manager.add_process(f"worker{number}", shlex.join(worker), env=env)
