@@ -235,3 +235,26 @@ def test_a_failure_after_the_stream_started_is_an_error_event_then_done(live_asg
     error = json.loads(events[-2])["error"]
     assert error["code"] == "internal_error" and error["message"]
     assert any(json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:-2]), events
+
+
+def test_simultaneous_answers_run_together_in_one_worker_process(client, owner):
+    """Two requests at once: both generations run in the one worker's batch scheduler at the
+    same time (before batching, the second waited for the first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ApiLimits.objects.create(user=owner, max_concurrent=4)
+
+    def ask(n):
+        return client.chat.completions.create(
+            model=SMOL, messages=[{"role": "user", "content": f"Write a long story about lion number {n}."}],
+            temperature=0, max_tokens=48,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(ask, [1, 2]))
+    assert all(a.usage.completion_tokens > 0 for a in answers)
+    first, second = Generation.objects.order_by("started_at")
+    from datetime import timedelta
+
+    # The second answer's first token came while the first answer was still being written.
+    assert second.started_at + timedelta(milliseconds=second.time_to_first_token_ms) < first.finished_at
