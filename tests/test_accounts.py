@@ -125,3 +125,25 @@ def test_email_verification_can_be_required(client, settings):
     assert len(mail.outbox) == 1
     assert "Tafadhali thibitisha barua pepe yako" in mail.outbox[0].subject
     assert client.get("/dashboard/").status_code == 302
+
+
+def test_a_stranger_cannot_lock_the_owner_out(owner, password):
+    from django.test import Client
+
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    for _ in range(8):
+        attacker.post("/accounts/login/", {"login": owner.email, "password": "guess"})
+    refused = attacker.post("/accounts/login/", {"login": owner.email, "password": password})
+    assert "Majaribio mengi mno ya kuingia yameshindwa" in refused.content.decode()
+    owner_client = Client(REMOTE_ADDR="198.51.100.7")
+    owner_client.post("/accounts/login/", {"login": owner.email, "password": password})
+    assert owner_client.get("/dashboard/").status_code == 200
+
+
+def test_one_address_guessing_many_accounts_is_throttled(make_user, password):
+    from django.test import Client
+
+    attacker = Client(REMOTE_ADDR="203.0.113.10")
+    for n in range(12):
+        response = attacker.post("/accounts/login/", {"login": f"mtu{n}@example.com", "password": "guess"})
+    assert "Majaribio mengi mno ya kuingia yameshindwa" in response.content.decode()

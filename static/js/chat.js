@@ -28,9 +28,30 @@ marked.setOptions({ gfm: true, breaks: true });
 
 // Rendering ------------------------------------------------------------------------------
 
+// Model output and user text are untrusted: Markdown → HTML → DOMPurify with an allow-list.
+// No styles, forms, frames or media; images only from this server or data:/blob: URLs (the
+// Content-Security-Policy blocks the rest too), so an answer cannot restyle the page, post a
+// form or send chat text to another host.
+const ALLOWED_TAGS = ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+  "i", "img", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+  "tr", "ul"];
+const ALLOWED_ATTR = ["href", "title", "alt", "src", "class", "start", "align"];
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "IMG") {
+    const src = node.getAttribute("src") || "";
+    const url = new URL(src, location.href);
+    if (!(url.origin === location.origin || url.protocol === "data:" || url.protocol === "blob:")) {
+      node.replaceWith(document.createTextNode(node.getAttribute("alt") || ""));
+    }
+  }
+  if (node.tagName === "A") {
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+    node.setAttribute("target", "_blank");
+  }
+});
+
 function renderMarkdown(target, text) {
-  // Model output and user text are untrusted: Markdown → HTML → DOMPurify, never raw HTML.
-  target.innerHTML = DOMPurify.sanitize(marked.parse(text || ""), { USE_PROFILES: { html: true } });
+  target.innerHTML = DOMPurify.sanitize(marked.parse(text || ""), { ALLOWED_TAGS, ALLOWED_ATTR });
   for (const pre of target.querySelectorAll("pre")) {
     const button = document.createElement("button");
     button.type = "button";
