@@ -39,14 +39,10 @@ class Command(BaseCommand):
                     settings.EMBEDDED_REDIS_PORT, settings.VAR_DIR / "redis"
                 )
                 manager.add_process("redis", shlex.join(command), env=env)
-        # Pool and concurrency come from the settings (CELERY_WORKER_POOL/CONCURRENCY).
+        # Pool and concurrency come from the settings (CELERY_WORKER_POOL/CONCURRENCY); the
+        # worker command starts a worker again if it dies, so the web server stays up.
         for number in range(1, workers + 1):
-            worker = [
-                python, "-m", "celery", "-A", "pawa", "worker",
-                "--queues", f"{settings.PAWA_INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}",
-                "--hostname", f"inference{number}@%h",
-                "--loglevel", "INFO",
-            ]
+            worker = [python, str(settings.BASE_DIR / "manage.py"), "worker", "--hostname", f"inference{number}@%h"]
             manager.add_process(f"worker{number}", shlex.join(worker), env=env)
         web = [
             python, "-m", "uvicorn", "pawa.asgi:application",
