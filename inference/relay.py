@@ -10,6 +10,7 @@ worker's heartbeat refreshes, so readers can tell a dead worker from a slow one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -104,18 +105,23 @@ class StreamWriter:
         self._last_flush = time.monotonic()
 
     def close(self, event: dict) -> None:
-        """Flush, write the final event (done or error) and let the stream expire."""
-        try:
-            self.flush()
-            self._add(event)
-            pipe = self.client.pipeline()
-            pipe.expire(self.key, self.stream_ttl)
-            pipe.delete(alive_key(self.id), cancel_key(self.id))
-            pipe.execute()
-        finally:
-            self._stopped.set()
-            if self._heartbeat is not None:
-                self._heartbeat.join(timeout=1)
+        """Flush, write the final event (done or error) and let the stream expire.
+
+        Raises redis.RedisError when Redis cannot be reached; the heartbeat goes on (the
+        generation is still being finished), so the caller may retry.
+        """
+        self.flush()
+        self._add(event)
+        pipe = self.client.pipeline()
+        pipe.expire(self.key, self.stream_ttl)
+        pipe.delete(alive_key(self.id), cancel_key(self.id))
+        pipe.execute()
+        self.stop_heartbeat()
+
+    def stop_heartbeat(self) -> None:
+        self._stopped.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=1)
 
 
 def request_cancel(client: redis.Redis, generation_id: str, ttl: int = 3600) -> None:
@@ -146,15 +152,29 @@ async def follow(
     *,
     poll_seconds: float = 1.0,
     on_idle: Callable[[], Awaitable[dict | None]] | None = None,
+    reconnect_seconds: float = 30.0,
 ) -> AsyncIterator[tuple[str | None, dict]]:
     """Yield (entry id, event) from last_id on, until a final event.
 
     When nothing arrives for poll_seconds, on_idle() may return an event to pass on (a queue
-    position, or an error for a dead worker); an error from on_idle ends the stream.
+    position, or an error for a dead worker); an error from on_idle ends the stream. While
+    Redis is unreachable it retries for up to reconnect_seconds, then raises redis.ConnectionError.
     """
     key = stream_key(str(generation_id))
+    lost_since: float | None = None
     while True:
-        response = await client.xread({key: last_id}, block=int(poll_seconds * 1000), count=200)
+        try:
+            response = await client.xread({key: last_id}, block=int(poll_seconds * 1000), count=200)
+            idle_event = await on_idle() if not response and on_idle is not None else None
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis restarting: wait for it (the client reconnects by itself), then resume
+            # from the last entry seen; give up after reconnect_seconds.
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since > reconnect_seconds:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        lost_since = None
         if response:
             for entry_id, fields in response[0][1]:
                 last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -163,9 +183,7 @@ async def follow(
                 if event["type"] in FINAL_EVENTS:
                     return
             continue
-        if on_idle is not None:
-            event = await on_idle()
-            if event is not None:
-                yield None, event
-                if event["type"] in FINAL_EVENTS:
-                    return
+        if idle_event is not None:
+            yield None, idle_event
+            if idle_event["type"] in FINAL_EVENTS:
+                return

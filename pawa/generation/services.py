@@ -23,6 +23,7 @@ FINISH_STATUS = {
     "length": Generation.Status.COMPLETE,
     "cancelled": Generation.Status.STOPPED,
     "error": Generation.Status.ERROR,
+    "interrupted": Generation.Status.INTERRUPTED,
 }
 
 

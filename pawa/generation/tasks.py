@@ -1,12 +1,15 @@
 """The inference task: run one generation and relay its tokens through its Redis Stream."""
 
 import logging
+import time
+
+import redis
 
 from celery import shared_task
 from django.conf import settings
 
 from inference import relay
-from inference.engine import SamplingParams
+from inference.engine import GenerationResult, SamplingParams
 from inference.errors import ModelError
 from pawa.generation import services
 from pawa.generation.cancellation import cancel_watcher
@@ -28,6 +31,11 @@ def sampling_params(params: dict) -> SamplingParams:
     )
 
 
+# How long the worker keeps trying to write a generation's final event when Redis is away
+# (restarting); readers that reconnect later learn the outcome from the database.
+RELAY_RETRY_SECONDS = 30.0
+
+
 @shared_task(name="pawa.generation.run", acks_late=True, ignore_result=True)
 def run_generation(generation_id: str) -> None:
     generation = services.generation_start(generation_id=generation_id)
@@ -36,8 +44,9 @@ def run_generation(generation_id: str) -> None:
     writer = relay.StreamWriter(
         sync_client(), generation_id, flush_interval=settings.PAWA_STREAM_FLUSH_MS / 1000
     )
-    writer.open(model=generation.model_name)
+    stream = None
     try:
+        writer.open(model=generation.model_name)
         engine = get_engine(generation.model_name)
         params = sampling_params(generation.params)
         if generation.kind == generation.Kind.CHAT:
@@ -51,15 +60,43 @@ def run_generation(generation_id: str) -> None:
                 writer.delta(delta)
         finally:
             cancel_watcher().unwatch(generation_id)
+            if stream is not None:
+                stream.close()
         result = stream.result
     except ModelError as exc:
         generation = services.generation_fail(generation=generation, message=str(exc))
-        writer.close({"type": "error", "code": "model_error", "message": str(exc), **generation.stats()})
+        _close(writer, {"type": "error", "code": "model_error", "message": str(exc), **generation.stats()})
+        return
+    except redis.RedisError as exc:
+        # The relay is gone (Redis restarted or unreachable): the answer cannot reach its
+        # readers, so it stops here and keeps the text written so far.
+        log.warning("generation %s interrupted: the relay failed: %s", generation_id, exc)
+        result = stream.result if stream is not None else GenerationResult()
+        result.finish_reason, result.error = "interrupted", "The connection to Redis was lost while writing this answer."
+        generation = services.generation_finish(generation=generation, result=result)
+        _close(writer, {"type": "error", "code": "interrupted", "message": result.error, **generation.stats()})
         return
     except Exception as exc:
         log.exception("generation %s failed", generation_id)
-        generation = services.generation_fail(generation=generation, message="Internal error")
-        writer.close({"type": "error", "code": "internal_error", "message": "Internal error", **generation.stats()})
+        result = stream.result if stream is not None else GenerationResult()
+        result.finish_reason, result.error = "error", "Internal error"
+        generation = services.generation_finish(generation=generation, result=result)
+        _close(writer, {"type": "error", "code": "internal_error", "message": "Internal error", **generation.stats()})
         raise exc
     generation = services.generation_finish(generation=generation, result=result)
-    writer.close({"type": "done", **generation.stats()})
+    _close(writer, {"type": "done", **generation.stats()})
+
+
+def _close(writer: relay.StreamWriter, event: dict) -> None:
+    """Write the final event, retrying while Redis comes back (RELAY_RETRY_SECONDS at most)."""
+    deadline = time.monotonic() + RELAY_RETRY_SECONDS
+    while True:
+        try:
+            writer.close(event)
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                log.warning("generation %s: final event not written: %s", writer.id, exc)
+                writer.stop_heartbeat()
+                return
+            time.sleep(1.0)
