@@ -67,3 +67,8 @@ def test_static_assets_are_served_by_the_platform(live_asgi):
     for asset in ["/static/css/pawa.css", "/static/js/site.js", "/static/img/pawa.svg"]:
         with urllib.request.urlopen(live_asgi + asset) as response:
             assert response.status == 200
+
+
+def test_the_favicon_is_found(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/static/img/pawa.svg")

@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularSwaggerSplitView
@@ -16,6 +18,8 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api_reference"),
     path("docs/<slug:slug>/", views.docs_page, name="docs_page"),
     path("privacy/", views.privacy, name="privacy"),
+    # Browsers ask for /favicon.ico on every page whatever the page links.
+    path("favicon.ico", RedirectView.as_view(url=static("img/pawa.svg"), permanent=True)),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
 ]
