@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 MODELS ?= smollm2-135m-instruct gemma3-270m
 
-.PHONY: run test setup lint bench
+.PHONY: run test setup lint bench loadtest
 
 run: setup
 	$(PY) manage.py serve
@@ -17,9 +17,12 @@ test: $(DEV_STAMP)
 	@scripts/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Numbers, not tests: starts a platform of its own on a free port (benchmarks/live.py).
+# Numbers, not tests: each starts a platform of its own on a free port (benchmarks/live.py).
 bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+loadtest: setup $(BENCH_STAMP)
+	$(PY) benchmarks/loadtest.py $(LOADTEST_ARGS)
 
 setup: $(DEPS_STAMP)
 	$(PY) manage.py migrate --noinput
