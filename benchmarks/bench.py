@@ -618,6 +618,56 @@ def chart(results: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def readme_summary(results: dict, name: str) -> str:
+    """A compact table for the README: both models side by side, the key rows of latest.md."""
+    models = list(results["models"].items())
+    streams = [s for s in (1, 8, max(results["config"]["streams"])) if s in results["config"]["streams"]]
+    streams = list(dict.fromkeys(streams))
+    header = "| | " + " | ".join(f"{model} tok/s | TTFT p50 / p95" for model, _ in models) + " |"
+    lines = [header, "|---|" + "---:|---:|" * len(models)]
+
+    def row(label: str, cells: list[tuple[str, str]]) -> None:
+        lines.append(f"| {label} | " + " | ".join(f"{a} | {b}" for a, b in cells) + " |")
+
+    raw_labels = {"engine": "raw engine, one prompt", "engine, 8 threads": "raw engine, 8 prompts at once",
+                  "CTranslate2 generate_batch": "CTranslate2 batch of 8 (what batching could give)"}
+    for path, label in raw_labels.items():
+        cells = []
+        for _name, model in models:
+            found = next((r for r in (model.get("raw") or {}).get("rows", []) if r["path"] == path), None)
+            cells.append((_cell(found["aggregate_tok_s"]) if found else "—",
+                          f"{_ttft(found['ttft_p50_s'])} / {_ttft(found['ttft_p95_s'])}"
+                          if found and found["ttft_p50_s"] is not None else "—"))
+        row(label, cells)
+    for transport, label in (("sse", "SSE"), ("websocket", "chat websocket")):
+        for count in streams:
+            cells = []
+            for _name, model in models:
+                level = _level(model, transport, count)
+                cells.append((_cell(level["aggregate_tok_s"]) if level else "—",
+                               f"{_ttft(level['ttft_p50_s'])} / {_ttft(level['ttft_p95_s'])}" if level else "—"))
+            row(f"{label}, {count} stream{'s' if count > 1 else ''}", cells)
+    cells = []
+    for _name, model in models:
+        fair = model.get("fairness")
+        cells.append(("—", f"B {_ttft(fair['b_ttft_s'])} vs A {_ttft(fair['a_ttft_p50_s'])}" if fair else "—"))
+    row(f"fairness: A sends {FAIRNESS_BURST}, then B sends 1", cells)
+    workers = [max((r["rss_mib"] for r in model["memory"].get("worker", [])), default=0) for _n, model in models]
+    config = results["config"]
+    return "\n".join([
+        f"{results['machine']['cores']} cores ({results['machine']['cpu']}), commit {results['git']}, "
+        f"{results['when'][:10]}; greedy, ≤ {config['tokens']} tokens per answer; tok/s is the aggregate "
+        f"received by all streams. Largest worker process: {max(workers, default=0):.0f} MiB. "
+        f"Every row, with per-stream speed, gaps, errors and the load other work put on the machine: "
+        f"[benchmarks/results/{name}.md](benchmarks/results/{name}.md).",
+        "",
+        *lines,
+        "",
+        f"![Throughput and time to first token by concurrent streams](benchmarks/results/{name}.png)",
+        "",
+    ])
+
+
 def update_readme(table: str) -> bool:
     text = README.read_text()
     if README_START not in text or README_END not in text:
@@ -724,7 +774,7 @@ def write(results: dict, args) -> None:
     print(f"\n{table}")
     print(f"Wrote {json_path.relative_to(live.ROOT)} (.md, .png) in {results['duration_s']}s")
     if args.update_readme:
-        if update_readme(table):
+        if update_readme(readme_summary(results, args.name)):
             print("Updated the Performance table in README.md")
         else:
             print(f"README.md has no {README_START} … {README_END} markers; not updated", file=sys.stderr)
