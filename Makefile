@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 DEPS_STAMP := $(VENV)/.deps-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 MODELS ?= smollm2-135m-instruct gemma3-270m
 
-.PHONY: run test setup lint
+.PHONY: run test setup lint bench loadtest
 
 run: setup
 	$(PY) manage.py serve
@@ -15,6 +16,13 @@ run: setup
 test: $(DEV_STAMP)
 	@scripts/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Numbers, not tests: each starts a platform of its own on a free port (benchmarks/live.py).
+bench: setup $(BENCH_STAMP)
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+loadtest: setup $(BENCH_STAMP)
+	$(PY) benchmarks/loadtest.py $(LOADTEST_ARGS)
 
 setup: $(DEPS_STAMP)
 	$(PY) manage.py migrate --noinput
@@ -30,4 +38,8 @@ $(DEPS_STAMP): requirements.txt requirements-models.txt | $(VENV)/bin/python
 
 $(DEV_STAMP): $(DEPS_STAMP) requirements-dev.txt requirements-convert.txt
 	$(PIP) install -q -r requirements-dev.txt -r requirements-convert.txt
+	touch $@
+
+$(BENCH_STAMP): $(DEPS_STAMP) requirements-bench.txt
+	$(PIP) install -q -r requirements-bench.txt
 	touch $@
