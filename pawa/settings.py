@@ -317,6 +317,15 @@ PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemm
 
 # Generations (chat and API): limits and streaming.
 PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
+# Worker registry: each worker process refreshes its key every few seconds; it expires after
+# PAWA_WORKER_TTL seconds without one. Queued generations fail when no worker has been seen for
+# PAWA_NO_WORKER_GRACE seconds; a running one whose worker stopped beating becomes interrupted.
+PAWA_WORKER_HEARTBEAT_SECONDS = envint("PAWA_WORKER_HEARTBEAT_SECONDS", "3")
+PAWA_WORKER_TTL = envint("PAWA_WORKER_TTL", "10")
+PAWA_NO_WORKER_GRACE = envint("PAWA_NO_WORKER_GRACE", "10")
+PAWA_REAP_SECONDS = envint("PAWA_REAP_SECONDS", "15")
+# A generation still queued after this long is ended with an error (its task was lost).
+PAWA_MAX_QUEUE_SECONDS = envint("PAWA_MAX_QUEUE_SECONDS", "900")
 PAWA_MAX_MESSAGE_CHARS = envint("PAWA_MAX_MESSAGE_CHARS", "8000")
 PAWA_STREAM_FLUSH_MS = envint("PAWA_STREAM_FLUSH_MS", "50")
 # Batching in each worker process (see README "Sizing"): 0 means the measured default.

@@ -146,13 +146,13 @@ async def test_two_tabs_see_the_same_stream(owner, smol_conversation, celery_wor
     await tab2.disconnect()
 
 
-async def test_a_queued_answer_shows_its_position(owner, smol_conversation):
-    # No worker is running: the answer waits in the queue.
+async def test_a_queued_answer_shows_its_position(owner, smol_conversation, idle_worker):
+    # The only worker takes nothing: the answer waits in the queue.
     ws = await connect(owner)
     await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Hello"})
     accepted = await ws.receive_json_from(timeout=10)
     event = await ws.receive_json_from(timeout=5)
-    assert event["type"] == "queued" and event["position"] >= 1
+    assert event["type"] == "queued" and event["position"] >= 1 and "wait_seconds" in event
     await ws.send_json_to({"type": "stop", "generation_id": accepted["answer"]["generation_id"]})
     final = await events_until(ws, timeout=10)
     assert final[-1]["status"] == "stopped"

@@ -8,7 +8,6 @@ import time
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.parsers import JSONParser
@@ -27,8 +26,8 @@ from pawa.generation import services as generation_services
 from pawa.generation.models import Generation
 from pawa.generation.prompts import prompt_builder
 from pawa.generation.redis import async_client, sync_client
+from pawa.generation.workers import workers_alive
 from pawa.llm.store import installed_models, model_store
-from pawa.ops.health import workers_ok
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
 
@@ -109,12 +108,8 @@ def _sse(payload) -> str:
     return f"data: {data}\n\n"
 
 
-def _workers_alive() -> bool:
-    alive = cache.get("pawa:workers-alive")
-    if alive is None:
-        alive = workers_ok(timeout=0.5)
-        cache.set("pawa:workers-alive", alive, 5 if alive else 2)
-    return alive
+# Error events of a generation that never started: the server could not serve it (503).
+UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout")
 
 
 class GenerationView(ApiView):
@@ -177,7 +172,7 @@ class GenerationView(ApiView):
         if sync_client().zcard(settings.PAWA_QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
             raise ApiError(503, "The server is busy: too many requests are waiting. Try again shortly.",
                            type="server_error", code="server_busy", headers={"Retry-After": "5"})
-        if not _workers_alive():
+        if not workers_alive():
             raise ApiError(503, "No model worker is running. Try again later.", type="server_error",
                            code="no_worker", headers={"Retry-After": "10"})
         generation = generation_services.generation_create(
@@ -217,7 +212,7 @@ class GenerationView(ApiView):
                 if event["type"] == "delta":
                     yield _sse(self.chunk(context, event["text"], None))
                 elif event["type"] == "queued":
-                    yield f": queued, position {event['position']}\n\n"
+                    yield _queued_comment(event)
                 elif event["type"] == "done":
                     finished = True
                     yield _sse(self.chunk(context, None, FINISH_REASONS.get(event.get("finish_reason"), "stop")))
@@ -225,7 +220,7 @@ class GenerationView(ApiView):
                         yield _sse({**self._base(context, chunk=True), "choices": [],
                                     "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))})
                 elif event["type"] == "error":
-                    finished, status_code = True, 500
+                    finished, status_code = True, _error_status(event)
                     yield _sse(error_body(event.get("message") or "The generation failed.", code=event.get("code")))
             # Usage is saved before [DONE]: a client that reads its usage page next finds it.
             await sync_to_async(_finish_usage)(context, status_code, True)
@@ -246,9 +241,11 @@ class GenerationView(ApiView):
                 if event["type"] in relay.FINAL_EVENTS:
                     finished = True
                     if event["type"] == "error":
-                        await sync_to_async(_finish_usage)(context, 500, False)
-                        raise ApiError(500, event.get("message") or "The generation failed.", type="server_error",
-                                       code=event.get("code"))
+                        status_code = _error_status(event)
+                        await sync_to_async(_finish_usage)(context, status_code, False)
+                        headers = {"Retry-After": "10"} if status_code == 503 else {}
+                        raise ApiError(status_code, event.get("message") or "The generation failed.",
+                                       type="server_error", code=event.get("code"), headers=headers)
         finally:
             if not finished:
                 await sync_to_async(generation_services.generation_cancel)(generation=generation)
@@ -259,6 +256,16 @@ class GenerationView(ApiView):
 
     def _base(self, context, chunk: bool) -> dict:
         raise NotImplementedError
+
+
+def _queued_comment(event: dict) -> str:
+    """An SSE comment (clients ignore it) while the generation waits: position and estimated wait."""
+    wait = event.get("wait_seconds")
+    return f": queued, position {event['position']}" + (f", wait ~{wait} s" if wait else "") + "\n\n"
+
+
+def _error_status(event: dict) -> int:
+    return 503 if event.get("code") in UNSTARTED_CODES else 500
 
 
 def _usage(prompt_tokens, completion_tokens) -> dict:
