@@ -317,6 +317,8 @@ PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemm
 
 # Generations (chat and API): limits and streaming.
 PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
+# Waiting generations (chat and API together) before new ones are refused.
+PAWA_MAX_QUEUE = envint("PAWA_MAX_QUEUE", env("PAWA_API_MAX_QUEUE", "64"))
 # Worker registry: each worker process refreshes its key every few seconds; it expires after
 # PAWA_WORKER_TTL seconds without one. Queued generations fail when no worker has been seen for
 # PAWA_NO_WORKER_GRACE seconds; a running one whose worker stopped beating becomes interrupted.
@@ -344,4 +346,3 @@ PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
 # Developer API limits (per key; admins override per user).
 PAWA_API_REQUESTS_PER_MINUTE = envint("PAWA_API_REQUESTS_PER_MINUTE", "60")
 PAWA_API_TOKENS_PER_MINUTE = envint("PAWA_API_TOKENS_PER_MINUTE", "20000")
-PAWA_API_MAX_QUEUE = envint("PAWA_API_MAX_QUEUE", "64")

@@ -223,3 +223,14 @@ async def test_watching_another_users_conversation_is_refused(outsider, smol_con
     await ws.send_json_to({"type": "watch", "conversation_id": smol_conversation.id})
     assert (await ws.receive_json_from(timeout=5))["code"] == "not_found"
     await ws.disconnect()
+
+
+async def test_without_a_worker_the_page_is_told_at_once_and_nothing_is_saved(owner, smol_conversation):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Habari?",
+                           "request_id": "r1"})
+    event = await ws.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "no_worker" and event["request_id"] == "r1"
+    assert "mfanyakazi wa modeli" in event["message"]  # in the page's language (Swahili by default)
+    assert await database_sync_to_async(Message.objects.count)() == 0
+    await ws.disconnect()

@@ -7,26 +7,24 @@ import time
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils import translation
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from inference import relay
-from inference.errors import InvalidParameter, ModelError, PromptTooLong
 from inference.registry import ModelNotFound
 from pawa.api import limits
 from pawa.api.auth import ApiKeyAuthentication
-from pawa.api.errors import ApiError, error_body, exception_handler, invalid_request
+from pawa.api.errors import ApiError, error_body, exception_handler
 from pawa.api.models import ApiUsage
 from pawa.api.serializers import ChatCompletionInput, CompletionInput
 from pawa.generation import services as generation_services
+from pawa.generation.admission import Admission, GenerationRefused, generation_admit
 from pawa.generation.models import Generation
-from pawa.generation.prompts import prompt_builder
-from pawa.generation.redis import async_client, sync_client
-from pawa.generation.workers import workers_alive
+from pawa.generation.redis import async_client
 from pawa.llm.store import installed_models, model_store
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
@@ -108,8 +106,33 @@ def _sse(payload) -> str:
     return f"data: {data}\n\n"
 
 
+# GenerationRefused codes → HTTP status. 429 and 503 carry Retry-After.
+REFUSAL_STATUS = {
+    "model_not_found": 404,
+    "invalid_parameter": 400,
+    "model_error": 400,
+    "max_tokens_too_large": 400,
+    "context_length_exceeded": 400,
+    "concurrency_limit": 429,
+    "queue_full": 503,
+    "no_worker": 503,
+    "queue_unavailable": 503,
+}
 # Error events of a generation that never started: the server could not serve it (503).
-UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout")
+UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout", "queue_unavailable")
+
+
+def refusal_error(refused: GenerationRefused) -> ApiError:
+    """A refused admission in OpenAI's envelope; messages are English for API clients."""
+    status = REFUSAL_STATUS.get(refused.code, 400)
+    with translation.override("en"):
+        message = str(refused)
+    if refused.code == "model_not_found":
+        message += " GET /v1/models lists the installed models."
+    error_type = {429: "requests", 503: "server_error"}.get(status, "invalid_request_error")
+    code = None if refused.code in ("invalid_parameter", "model_error") else refused.code
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+    return ApiError(status, message, type=error_type, param=refused.param, code=code, headers=headers)
 
 
 class GenerationView(ApiView):
@@ -126,14 +149,14 @@ class GenerationView(ApiView):
         data = body.validated_data
         api_key, user = request.auth, request.user
         try:
-            generation, prompt_tokens = await sync_to_async(self._admit)(body, user)
+            admission = await sync_to_async(self._admit)(body, user)
         except ApiError as exc:
             await sync_to_async(_record)(api_key, user, None, self.endpoint, data.get("model", ""), exc.status_code,
                                          started, bool(data.get("stream")))
             raise
-        context = {"generation": generation, "api_key": api_key, "user": user, "started": started,
-                   "endpoint": self.endpoint,
-                   "created": int(time.time()), "model": data["model"], "prompt_tokens": prompt_tokens}
+        context = {"generation": admission.generation, "api_key": api_key, "user": user, "started": started,
+                   "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
+                   "prompt_tokens": admission.prompt_tokens}
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
@@ -143,45 +166,20 @@ class GenerationView(ApiView):
             response = Response(await self._complete(context))
         return response
 
-    def _admit(self, body, user):
-        """Validate against the model and the limits, then queue the generation (sync, in a thread)."""
+    def _admit(self, body, user) -> Admission:
+        """Admit through the one gate chat and API share (sync, in a thread)."""
         data = body.validated_data
+        params = {**body.sampling(), "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
         try:
-            builder = prompt_builder(data["model"])
-        except ModelNotFound:
-            raise _model_not_found(data["model"]) from None
-        max_tokens = data.get("max_completion_tokens") or data.get("max_tokens") or min(512, builder.context_length // 2)
-        try:
-            prompt, tokens = self.build_prompt(builder, data, max_tokens)
-        except PromptTooLong as exc:
-            raise invalid_request(
-                f"This model's maximum context length is {exc.context_length} tokens. However, your "
-                f"messages resulted in {exc.prompt_tokens} tokens.",
-                param="messages" if self.kind == Generation.Kind.CHAT else "prompt", code="context_length_exceeded",
-            ) from None
-        except InvalidParameter as exc:
-            raise invalid_request(str(exc), param=exc.param) from None
-        except ModelError as exc:
-            raise invalid_request(str(exc)) from None
-        params = {**body.sampling(), "max_tokens": max_tokens}
-        user_limits = limits.limits_for(user)
-        active = Generation.objects.for_user(user).active().count()
-        if active >= user_limits.max_concurrent:
-            raise ApiError(429, f"At most {user_limits.max_concurrent} generations may run at once for one user.",
-                           type="requests", code="rate_limit_exceeded", headers={"Retry-After": "1"})
-        if sync_client().zcard(settings.PAWA_QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
-            raise ApiError(503, "The server is busy: too many requests are waiting. Try again shortly.",
-                           type="server_error", code="server_busy", headers={"Retry-After": "5"})
-        if not workers_alive():
-            raise ApiError(503, "No model worker is running. Try again later.", type="server_error",
-                           code="no_worker", headers={"Retry-After": "10"})
-        generation = generation_services.generation_create(
-            user=user, model_name=data["model"], prompt=prompt, params=params, kind=self.kind,
-            source=Generation.Source.API,
-        )
-        return generation, tokens
+            return generation_admit(
+                user=user, model_name=data["model"], kind=self.kind, source=Generation.Source.API,
+                prompt=self.prompt(data), params=params, trim=False,
+            )
+        except GenerationRefused as exc:
+            raise refusal_error(exc) from None
 
-    def build_prompt(self, builder, data, max_tokens):
+    def prompt(self, data):
+        """What the model reads: the messages (chat) or the text (completion)."""
         raise NotImplementedError
 
     # Streaming ----------------------------------------------------------------------------
@@ -308,10 +306,8 @@ class ChatCompletions(GenerationView):
     async def post(self, request):
         return await super().post(request)
 
-    def build_prompt(self, builder, data, max_tokens):
-        messages = data["messages"]
-        prompt = builder.chat_prompt(messages, max_tokens=max_tokens)
-        return messages, prompt.length
+    def prompt(self, data):
+        return data["messages"]
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"chatcmpl-{context['generation'].id.hex}",
@@ -345,9 +341,8 @@ class Completions(GenerationView):
     async def post(self, request):
         return await super().post(request)
 
-    def build_prompt(self, builder, data, max_tokens):
-        prompt = builder.text_prompt(data["prompt"])
-        return {"prompt": data["prompt"]}, prompt.length
+    def prompt(self, data):
+        return data["prompt"]
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"cmpl-{context['generation'].id.hex}", "object": "text_completion",

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from inference import relay
 from inference.engine import GenerationResult
@@ -37,36 +37,43 @@ FINISH_STATUS = {
 }
 
 
-class GenerationRefused(Exception):
-    """The user may not start another generation now; the message says why, for people."""
-
-
-def generation_check_capacity(*, user) -> None:
-    limit = settings.PAWA_MAX_CONCURRENT_GENERATIONS
-    if Generation.objects.for_user(user).active().count() >= limit:
-        raise GenerationRefused(
-            _("You already have %(count)d answers being written. Wait for one to finish.") % {"count": limit}
-        )
-
-
 def generation_create(
     *, user, model_name: str, prompt, params: dict, kind: str = Generation.Kind.CHAT,
     source: str = Generation.Source.WEB,
 ) -> Generation:
-    """Save a queued generation and enqueue its task once the transaction commits."""
-    from pawa.generation.tasks import run_generation
+    """Save a queued generation and enqueue its task once the transaction commits.
 
+    Admission (`pawa.generation.admission.generation_admit`) calls this after its checks; call
+    that instead. When the broker does not take the task, the generation ends as an error (its
+    readers get an error event) and GenerationRefused("queue_unavailable") is raised from the
+    commit.
+    """
     generation = Generation.objects.create(
         user=user, kind=kind, source=source, model_name=model_name, prompt=prompt, params=params
     )
-    generation_id = str(generation.id)
-
-    def enqueue():
-        sync_client().zadd(settings.PAWA_QUEUE_KEY, {generation_id: time.time()})
-        run_generation.apply_async(args=[generation_id], queue=settings.PAWA_INFERENCE_QUEUE)
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: _enqueue(generation))
     return generation
+
+
+def _enqueue(generation: Generation) -> None:
+    from pawa.generation.admission import GenerationRefused
+    from pawa.generation.tasks import run_generation
+
+    generation_id = str(generation.id)
+    try:
+        sync_client().zadd(settings.PAWA_QUEUE_KEY, {generation_id: time.time()})
+        # Bounded: the producer pool, the connection and the publish retries all time out
+        # (settings.py), so a broker in trouble costs seconds, not a wedged request.
+        run_generation.apply_async(args=[generation_id], queue=settings.PAWA_INFERENCE_QUEUE)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the generation cannot run
+        log.error("could not enqueue generation %s: %s", generation_id, exc)
+        generation_end_unstarted(
+            generation_id=generation_id, code="queue_unavailable",
+            message="The answer could not be queued: the message broker did not take it.",
+        )
+        raise GenerationRefused(
+            "queue_unavailable", _("The answer could not be queued. Try again in a moment."), retry_after=5,
+        ) from exc
 
 
 def generation_cancel(*, generation: Generation) -> None:
@@ -87,6 +94,11 @@ def generation_queue_position(generation_id) -> int | None:
     """1 for the next generation to start; None when it is not waiting in the queue."""
     rank = sync_client().zrank(settings.PAWA_QUEUE_KEY, str(generation_id))
     return None if rank is None else rank + 1
+
+
+def generation_queue_length() -> int:
+    """Generations waiting for a worker (chat and API together)."""
+    return sync_client().zcard(settings.PAWA_QUEUE_KEY)
 
 
 def generation_average_seconds() -> float | None:
