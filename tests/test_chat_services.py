@@ -174,6 +174,15 @@ def test_demo_leads_to_the_chat(client, owner):
     assert client.get("/demo/")["Location"] == "/chat/"
 
 
+def test_the_page_says_when_earlier_messages_were_left_out(client, owner, conversation):
+    _, answer = services.message_send(conversation=conversation, content="Habari?")
+    Message.objects.filter(id=answer.id).update(dropped_messages=12)
+    client.force_login(owner)
+    body = client.get(f"/chat/{conversation.id}/").content.decode()
+    assert '"dropped_messages": 12' in body
+    assert "Jumbe za awali ziliachwa" in body  # the notice the page shows on that answer
+
+
 def test_the_chat_page_shows_the_conversation(client, owner, conversation):
     services.message_send(conversation=conversation, content="Habari <script>alert(1)</script>")
     client.force_login(owner)
