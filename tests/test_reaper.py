@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -89,6 +90,21 @@ def test_queued_generations_wait_through_a_short_worker_restart(answer, no_worke
     answer(Generation.Status.QUEUED, age=1)
     no_worker_for(2)
     assert services.generation_reap()["failed"] == 0
+
+
+def test_nothing_is_ended_while_redis_cannot_be_reached(answer, no_worker_for, settings):
+    queued, _ = answer(Generation.Status.QUEUED)
+    running, _ = answer(Generation.Status.RUNNING)
+    no_worker_for(settings.PAWA_NO_WORKER_GRACE + 5)
+    reachable, settings.REDIS_URL = settings.REDIS_URL, "redis://127.0.0.1:1/0"  # Redis restarting
+    try:
+        with pytest.raises(redis.ConnectionError):
+            services.generation_reap()
+        with pytest.raises(redis.ConnectionError):
+            services.generation_idle_event(generation_id=queued.id)
+    finally:
+        settings.REDIS_URL = reachable
+    assert set(Generation.objects.values_list("status", flat=True)) == {"queued", "running"}
 
 
 def test_a_queued_generation_lost_from_the_queue_fails(answer, idle_worker):

@@ -162,16 +162,20 @@ def workers_alive() -> list[dict]:
     models (names loaded in that process). An empty list when Redis cannot be reached.
     """
     try:
-        client = sync_client()
-        hostnames = sorted(name.decode() if isinstance(name, bytes) else name
-                           for name in client.smembers(index_key()))
-        values = client.mget([worker_key(name) for name in hostnames]) if hostnames else []
-        expired = [name for name, value in zip(hostnames, values) if value is None]
-        if expired:  # killed workers: their entry expired, forget their name
-            client.srem(index_key(), *expired)
+        return _registry_entries()
     except redis.RedisError:
         log.warning("cannot read the worker registry")
         return []
+
+
+def _registry_entries() -> list[dict]:
+    """Raises redis.RedisError when Redis cannot be reached."""
+    client = sync_client()
+    hostnames = sorted(name.decode() if isinstance(name, bytes) else name for name in client.smembers(index_key()))
+    values = client.mget([worker_key(name) for name in hostnames]) if hostnames else []
+    expired = [name for name, value in zip(hostnames, values) if value is None]
+    if expired:  # killed workers: their entry expired, forget their name
+        client.srem(index_key(), *expired)
     entries = []
     for value in values:
         try:
@@ -183,13 +187,14 @@ def workers_alive() -> list[dict]:
 
 def seconds_without_worker() -> float:
     """0 while a worker is registered; else seconds since the last beat or clean shutdown of any
-    worker (infinity when none ever ran)."""
-    if workers_alive():
+    worker (infinity when none ever ran).
+
+    Raises redis.RedisError when Redis cannot be reached: an unreachable registry says nothing
+    about the workers, so callers must not end generations on it.
+    """
+    if _registry_entries():
         return 0.0
-    try:
-        last = sync_client().get(last_seen_key())
-    except redis.RedisError:
-        return float("inf")
+    last = sync_client().get(last_seen_key())
     return max(0.0, time.time() - float(last)) if last else float("inf")
 
 
