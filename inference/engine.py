@@ -182,8 +182,23 @@ class PromptBuilder:
         )
         return self._with_bos(self.tokenize(text))
 
-    def chat_prompt(self, messages: list[dict], *, system: str | None = None, max_tokens: int = 512) -> Prompt:
-        """The chat rendered with the model's template, oldest turns dropped to fit the context."""
+    def chat_prompt(
+        self, messages: list[dict], *, system: str | None = None, max_tokens: int = 512, trim: bool = True
+    ) -> Prompt:
+        """The chat rendered with the model's template.
+
+        The prompt may take the context less the answer's share, min(max_tokens,
+        context_length // 2) tokens. With `trim` (the chat page), a conversation longer than
+        that loses its oldest turns: the cut falls just before a user message, the system
+        message and the last user message always stay, and `Prompt.dropped_messages` counts
+        the messages left out (the system message is never counted). The first kept turn is
+        found by binary search, so a long history costs about log2(turns) renders, not one per
+        dropped turn. Without `trim` (the API) the whole conversation is kept or refused.
+
+        Raises InvalidParameter when the last message is not a non-empty user message, and
+        PromptTooLong when the kept prompt leaves fewer than min(max_tokens, MIN_ANSWER_TOKENS)
+        tokens of the context for the answer.
+        """
         if not messages or messages[-1].get("role") != "user":
             raise InvalidParameter("The conversation must end with a user message", param="messages")
         if not str(messages[-1].get("content", "")).strip():
@@ -192,18 +207,11 @@ class PromptBuilder:
         if messages[0].get("role") == "system":
             head, messages = [messages[0]], messages[1:]
         budget = self.context_length - min(max_tokens, self.context_length // 2)
+        tokens = self.render_chat(head + messages)
         dropped = 0
-        while True:
-            tokens = self.render_chat(head + messages)
-            if len(tokens) <= budget:
-                return Prompt(tokens, dropped, chat=True)
-            if len(messages) <= 1:
-                break
-            # Drop the oldest turn (a user message and the answer that followed it).
-            cut = 2 if len(messages) > 2 and messages[1].get("role") == "assistant" else 1
-            messages = messages[cut:]
-            dropped += cut
-        if len(tokens) + MIN_ANSWER_TOKENS <= self.context_length:
+        if trim and len(tokens) > budget:
+            dropped, tokens = self._first_fitting_turn(head, messages, budget)
+        if len(tokens) + min(max(1, max_tokens), MIN_ANSWER_TOKENS) <= self.context_length:
             return Prompt(tokens, dropped, chat=True)
         raise PromptTooLong(
             f"The message is too long for this model: {len(tokens)} tokens, the model reads at most "
@@ -211,6 +219,29 @@ class PromptBuilder:
             prompt_tokens=len(tokens),
             context_length=self.context_length,
         )
+
+    def _first_fitting_turn(self, head: list[dict], messages: list[dict], budget: int) -> tuple[int, list[str]]:
+        """The earliest user message from which the chat fits `budget` tokens, and its tokens.
+
+        Fewer messages never render longer, so a binary search over the user messages finds it.
+        When not even the last user message fits, that message alone (the caller decides).
+        """
+        starts = [index for index, message in enumerate(messages) if index > 0 and message.get("role") == "user"]
+        if not starts:
+            return 0, self.render_chat(head + messages)
+        rendered: dict[int, list[str]] = {}
+        found: int | None = None
+        low, high = 0, len(starts) - 1
+        while low <= high:
+            middle = (low + high) // 2
+            rendered[middle] = self.render_chat(head + messages[starts[middle]:])
+            if len(rendered[middle]) <= budget:
+                found, high = middle, middle - 1
+            else:
+                low = middle + 1
+        if found is None:
+            found = len(starts) - 1  # tried last by the search
+        return starts[found], rendered[found]
 
     def text_prompt(self, text: str) -> Prompt:
         if not text:

@@ -155,10 +155,21 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web server and worker write to the same file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        # Web server and worker write to the same file: wait for locks instead of failing.
+        "timeout": 20,
+        # Every transaction takes the write lock when it begins. A deferred one that reads and
+        # then writes fails at once with "database is locked" when another writer got in first
+        # (the busy timeout does not help there); and admission counts then inserts, which
+        # must not interleave with another request's count.
+        "transaction_mode": "IMMEDIATE",
+        # WAL: readers never wait for the writer; NORMAL sync is safe with WAL.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
     # A file, not memory, so that tests can run a worker in another process on it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis for the cache (rate limits, login throttling), Celery and Channels.
@@ -196,6 +207,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("PAWA_TASK_TIME_LIMIT", "900")
 CELERY_TASK_SOFT_TIME_LIMIT = envint("PAWA_TASK_SOFT_TIME_LIMIT", "840")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Enqueueing must never hang a web request: bounded waits for a pooled producer, a connection
+# and each socket operation, and a few quick publish retries. A failure becomes a 503.
+CELERY_BROKER_POOL_LIMIT = envint("PAWA_BROKER_POOL_LIMIT", "32")
+CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 5
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 3}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Inference workers: the threads pool (a loaded CTranslate2 model is not fork-safe), one
 # process holding each model once, its task threads feeding the model's batch scheduler.
@@ -299,6 +317,17 @@ PAWA_BUILTIN_MODELS = envlist("PAWA_BUILTIN_MODELS", "smollm2-135m-instruct,gemm
 
 # Generations (chat and API): limits and streaming.
 PAWA_MAX_CONCURRENT_GENERATIONS = envint("PAWA_MAX_CONCURRENT_GENERATIONS", "2")
+# Waiting generations (chat and API together) before new ones are refused.
+PAWA_MAX_QUEUE = envint("PAWA_MAX_QUEUE", env("PAWA_API_MAX_QUEUE", "64"))
+# Worker registry: each worker process refreshes its key every few seconds; it expires after
+# PAWA_WORKER_TTL seconds without one. Queued generations fail when no worker has been seen for
+# PAWA_NO_WORKER_GRACE seconds; a running one whose worker stopped beating becomes interrupted.
+PAWA_WORKER_HEARTBEAT_SECONDS = envint("PAWA_WORKER_HEARTBEAT_SECONDS", "3")
+PAWA_WORKER_TTL = envint("PAWA_WORKER_TTL", "10")
+PAWA_NO_WORKER_GRACE = envint("PAWA_NO_WORKER_GRACE", "10")
+PAWA_REAP_SECONDS = envint("PAWA_REAP_SECONDS", "15")
+# A generation still queued after this long is ended with an error (its task was lost).
+PAWA_MAX_QUEUE_SECONDS = envint("PAWA_MAX_QUEUE_SECONDS", "900")
 PAWA_MAX_MESSAGE_CHARS = envint("PAWA_MAX_MESSAGE_CHARS", "8000")
 PAWA_STREAM_FLUSH_MS = envint("PAWA_STREAM_FLUSH_MS", "50")
 # Batching in each worker process (see README "Sizing"): 0 means the measured default.
@@ -317,4 +346,3 @@ PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
 # Developer API limits (per key; admins override per user).
 PAWA_API_REQUESTS_PER_MINUTE = envint("PAWA_API_REQUESTS_PER_MINUTE", "60")
 PAWA_API_TOKENS_PER_MINUTE = envint("PAWA_API_TOKENS_PER_MINUTE", "20000")
-PAWA_API_MAX_QUEUE = envint("PAWA_API_MAX_QUEUE", "64")

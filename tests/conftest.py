@@ -59,6 +59,15 @@ def isolated_cache(settings):
     settings.CACHES = caches
 
 
+@pytest.fixture(autouse=True)
+def empty_queue():
+    """The generation queue starts empty: answers a test left waiting never count for the next."""
+    yield
+    from pawa.generation.redis import sync_client
+
+    sync_client().delete(settings.PAWA_QUEUE_KEY)
+
+
 @pytest.fixture
 def password():
     return "Mlima-Kilimanjaro-5895"
@@ -109,7 +118,25 @@ def celery_worker(transactional_db):
         queues=[settings.PAWA_INFERENCE_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE],
         shutdown_timeout=30,
     ) as worker:
-        yield worker
+        # Celery's test controller sends test_worker_started, not worker_ready: register here
+        # what a real worker registers from worker_ready (pawa/generation/workers.py).
+        from pawa.generation.workers import worker_heartbeat_start, worker_heartbeat_stop
+
+        worker_heartbeat_start(hostname=worker.hostname, concurrency=2)
+        try:
+            yield worker
+        finally:
+            worker_heartbeat_stop()
+
+
+@pytest.fixture
+def idle_worker():
+    """A registered worker that takes nothing from the queue (answers stay queued)."""
+    from pawa.generation.workers import Heartbeat
+
+    heartbeat = Heartbeat(f"idle-{uuid.uuid4().hex[:6]}@tests", reap=False).start()
+    yield heartbeat
+    heartbeat.stop()
 
 
 def _free_port() -> int:

@@ -3,9 +3,7 @@
 import json
 
 import pytest
-from django.core.cache import cache
 
-from inference import relay
 from pawa.api.keys import apikey_create
 from pawa.generation.models import Generation
 from pawa.generation.redis import sync_client
@@ -50,22 +48,22 @@ def test_the_api_docs_have_quickstart_parameters_limits_and_errors(client, langu
 
 
 def test_no_worker_means_503(client, auth, real_models):
-    cache.delete("pawa:workers-alive")
     response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 503
-    assert response.json()["error"]["code"] == "no_worker"
+    assert response.json()["error"]["code"] == "no_worker" and response["Retry-After"]
     assert Generation.objects.count() == 0
 
 
-def test_a_full_queue_means_503(client, auth, real_models, settings):
-    settings.PAWA_API_MAX_QUEUE = 1
+def test_a_full_queue_means_503(client, auth, real_models, settings, idle_worker):
+    settings.PAWA_MAX_QUEUE = 1
     sync_client().zadd(settings.PAWA_QUEUE_KEY, {"someone-else": 1})
     try:
         response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]})
     finally:
         sync_client().zrem(settings.PAWA_QUEUE_KEY, "someone-else")
-    assert response.status_code == 503 and response.json()["error"]["code"] == "server_busy"
+    assert response.status_code == 503 and response.json()["error"]["code"] == "queue_full"
     assert response["Retry-After"]
+    assert Generation.objects.count() == 0
 
 
 def test_unknown_api_paths_get_the_envelope(client):
@@ -91,3 +89,24 @@ def test_refused_completion_parameters_are_named(client, auth, real_models):
         response = post(client, auth, body, path="/v1/completions")
         assert response.status_code == 400, field
         assert response.json()["error"]["param"] == field
+
+
+def test_the_api_samples_with_the_chat_defaults(client, auth, real_models, idle_worker):
+    from pawa.generation.admission import SAMPLING_DEFAULTS
+
+    response = post(client, auth, {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}],
+                                   "stream": True})
+    assert response.status_code == 200
+    params = Generation.objects.get().params
+    assert {name: params[name] for name in SAMPLING_DEFAULTS} == SAMPLING_DEFAULTS
+    assert params["max_tokens"] == 512
+    response.close()
+
+
+def test_openai_penalties_and_greedy_top_p_still_map(client, auth, real_models, idle_worker, settings):
+    settings.PAWA_MAX_CONCURRENT_GENERATIONS = 5
+    body = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    response = post(client, auth, {**body, "frequency_penalty": 1.0, "top_p": 0})
+    params = Generation.objects.get().params
+    assert params["repetition_penalty"] == 1.5 and params["temperature"] == 0.0
+    response.close()

@@ -258,3 +258,47 @@ def test_simultaneous_answers_run_together_in_one_worker_process(client, owner):
 
     # The second answer's first token came while the first answer was still being written.
     assert second.started_at + timedelta(milliseconds=second.time_to_first_token_ms) < first.finished_at
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_above_the_context_is_a_400_before_anything_is_queued(client, stream):
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        client.chat.completions.create(model=SMOL, messages=[{"role": "user", "content": "Hi"}], max_tokens=65535,
+                                       stream=stream)
+    assert excinfo.value.status_code == 400
+    assert excinfo.value.code == "max_tokens_too_large" and excinfo.value.param == "max_tokens"
+    assert "max_tokens" in excinfo.value.message and "8192" in excinfo.value.message
+    assert Generation.objects.count() == 0
+
+
+def test_a_history_longer_than_the_context_is_a_400_not_a_silent_drop(client):
+    messages = []
+    for index in range(600):
+        messages += [{"role": "user", "content": f"Question {index}: how are you today?"},
+                     {"role": "assistant", "content": "Very well, thank you for asking."}]
+    messages.append({"role": "user", "content": "And the last one?"})
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        client.chat.completions.create(model=SMOL, messages=messages, max_tokens=5)
+    assert excinfo.value.code == "context_length_exceeded" and excinfo.value.param == "messages"
+    assert "8192" in excinfo.value.message
+    assert Generation.objects.count() == 0
+
+
+def test_max_tokens_that_does_not_fit_beside_the_prompt_is_clamped_to_the_room_left(client):
+    response = client.chat.completions.create(model=SMOL, messages=[{"role": "user", "content": "Say hi."}],
+                                              max_tokens=8192, temperature=0)
+    assert response.choices[0].message.content
+    generation = Generation.objects.get()
+    assert generation.params["max_tokens"] == 8192 - response.usage.prompt_tokens
+
+
+def test_a_waiting_stream_carries_its_queue_position_and_wait_as_comments(live_asgi, api_key, owner, real_models,
+                                                                          idle_worker):
+    Generation.objects.create(user=owner, model_name=SMOL, prompt=[], status="complete", total_ms=3000)
+    body = {"model": SMOL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    with httpx.stream("POST", f"{live_asgi}/v1/chat/completions", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {api_key[1]}"}) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        comment = next(line for line in lines if line.startswith(":"))
+    assert comment == ": queued, position 1, wait ~3 s"

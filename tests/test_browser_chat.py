@@ -161,3 +161,34 @@ def test_an_answer_cannot_load_remote_content_restyle_the_page_or_post_a_form(
     assert page.locator("body").is_visible() and page.get_by_label("Ujumbe").is_visible()
     outside = [url for url in page.requested_urls if urlparse(url).hostname not in ("127.0.0.1",)]
     assert outside == [], check
+
+
+def test_a_long_conversation_says_on_the_answer_that_earlier_messages_were_left_out(page, login, owner,
+                                                                                     conversation):
+    Message.objects.create(conversation=conversation, role="user", content="Swali la mwisho?")
+    Message.objects.create(conversation=conversation, role="assistant", status="complete", content="Jibu.",
+                           dropped_messages=40)
+    Message.objects.create(conversation=conversation, role="user", content="Na hili?")
+    Message.objects.create(conversation=conversation, role="assistant", status="complete", content="Sawa.")
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    notes = page.locator(".message.assistant .trim-note")
+    assert notes.count() == 1  # only on the answer that was written without them
+    assert notes.first.inner_text().startswith("Jumbe za awali ziliachwa")
+    assert page.locator(".message.assistant").first.locator(".trim-note").count() == 1
+
+
+def test_a_waiting_answer_shows_its_place_in_the_queue_and_the_expected_wait(page, login, owner, conversation,
+                                                                             idle_worker):
+    from pawa.generation.models import Generation
+
+    Generation.objects.create(user=owner, model_name="gemma3-270m", prompt=[], status="complete", total_ms=9000)
+    login(page, owner)
+    page.goto(f"/chat/{conversation.id}/")
+    page.get_by_label("Ujumbe").fill("Habari?")
+    page.keyboard.press("Enter")
+    status = page.locator("[data-chat-status]")
+    wait_for(lambda: "foleni" in status.inner_text(), timeout=15)
+    assert status.inner_text() == "Nafasi kwenye foleni: 1 (~9 s)"
+    page.get_by_role("button", name="Simamisha").click()
+    wait_for(lambda: page.locator(".message.assistant.streaming").count() == 0, timeout=15)

@@ -146,13 +146,13 @@ async def test_two_tabs_see_the_same_stream(owner, smol_conversation, celery_wor
     await tab2.disconnect()
 
 
-async def test_a_queued_answer_shows_its_position(owner, smol_conversation):
-    # No worker is running: the answer waits in the queue.
+async def test_a_queued_answer_shows_its_position(owner, smol_conversation, idle_worker):
+    # The only worker takes nothing: the answer waits in the queue.
     ws = await connect(owner)
     await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Hello"})
     accepted = await ws.receive_json_from(timeout=10)
     event = await ws.receive_json_from(timeout=5)
-    assert event["type"] == "queued" and event["position"] >= 1
+    assert event["type"] == "queued" and event["position"] >= 1 and "wait_seconds" in event
     await ws.send_json_to({"type": "stop", "generation_id": accepted["answer"]["generation_id"]})
     final = await events_until(ws, timeout=10)
     assert final[-1]["status"] == "stopped"
@@ -222,4 +222,15 @@ async def test_watching_another_users_conversation_is_refused(outsider, smol_con
     ws = await connect(outsider)
     await ws.send_json_to({"type": "watch", "conversation_id": smol_conversation.id})
     assert (await ws.receive_json_from(timeout=5))["code"] == "not_found"
+    await ws.disconnect()
+
+
+async def test_without_a_worker_the_page_is_told_at_once_and_nothing_is_saved(owner, smol_conversation):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Habari?",
+                           "request_id": "r1"})
+    event = await ws.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "no_worker" and event["request_id"] == "r1"
+    assert "mfanyakazi wa modeli" in event["message"]  # in the page's language (Swahili by default)
+    assert await database_sync_to_async(Message.objects.count)() == 0
     await ws.disconnect()

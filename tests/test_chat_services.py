@@ -8,7 +8,8 @@ from pawa.chat import services
 from pawa.chat.models import Conversation, Message
 from pawa.generation.models import Generation
 
-pytestmark = pytest.mark.django_db
+# A registered worker that takes nothing: answers are admitted and stay queued.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("idle_worker")]
 
 
 @pytest.fixture
@@ -40,7 +41,8 @@ def test_send_saves_the_question_before_the_answer_is_generated(conversation):
     generation = answer.generation
     assert generation.prompt[0]["role"] == "system"
     assert generation.prompt[-1] == {"role": "user", "content": "What is 2+2?"}
-    assert generation.params == {"temperature": 0.7, "max_tokens": conversation.max_tokens}
+    assert generation.params == {"temperature": 0.7, "top_p": 0.95, "top_k": 40, "repetition_penalty": 1.1,
+                                 "max_tokens": conversation.max_tokens, "stop": [], "seed": None}
 
 
 def test_a_second_answer_while_one_is_written_is_refused(conversation):
@@ -54,8 +56,55 @@ def test_each_user_has_a_limit_of_concurrent_answers(owner, real_models, setting
     first = services.conversation_create(user=owner)
     second = services.conversation_create(user=owner)
     services.message_send(conversation=first, content="One")
-    with pytest.raises(services.ChatError, match="1"):
+    with pytest.raises(services.ChatError, match="1") as excinfo:
         services.message_send(conversation=second, content="Two")
+    assert excinfo.value.code == "concurrency_limit"
+    assert not second.messages.exists()  # the refused question is not kept either
+
+
+def test_a_full_queue_refuses_the_chat_too(conversation, settings):
+    from pawa.generation.redis import sync_client
+
+    settings.PAWA_MAX_QUEUE = 1
+    sync_client().zadd(settings.PAWA_QUEUE_KEY, {"someone-else": 1})
+    try:
+        with pytest.raises(services.ChatError, match="foleni|mengi mno") as excinfo:
+            services.message_send(conversation=conversation, content="Habari?")
+    finally:
+        sync_client().zrem(settings.PAWA_QUEUE_KEY, "someone-else")
+    assert excinfo.value.code == "queue_full"
+
+
+def test_the_chat_samples_with_the_api_defaults(conversation):
+    from pawa.generation.admission import SAMPLING_DEFAULTS
+
+    _, answer = services.message_send(conversation=conversation, content="Habari?")
+    params = answer.generation.params
+    assert params["top_p"] == SAMPLING_DEFAULTS["top_p"] and params["top_k"] == SAMPLING_DEFAULTS["top_k"]
+    assert params["repetition_penalty"] == SAMPLING_DEFAULTS["repetition_penalty"]
+
+
+def test_a_conversation_of_4000_messages_is_answered_with_its_oldest_turns_left_out_visibly(conversation):
+    import time
+
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role=role, content=f"Ujumbe wa {index // 2}: habari za leo?")
+        for index in range(4000) for role in ["user" if index % 2 == 0 else "assistant"]
+    )
+    started = time.perf_counter()
+    _, answer = services.message_send(conversation=conversation, content="Na sasa?")
+    assert time.perf_counter() - started < 10  # was 5.5 minutes
+    assert answer.dropped_messages > 3000
+    assert answer.as_dict()["dropped_messages"] == answer.dropped_messages
+    prompt = answer.generation.prompt
+    assert prompt[0]["role"] == "system" and prompt[1]["role"] == "user"
+    assert prompt[-1] == {"role": "user", "content": "Na sasa?"}
+    assert len(prompt) == 1 + 4001 - answer.dropped_messages
+
+
+def test_a_short_conversation_leaves_nothing_out(conversation):
+    _, answer = services.message_send(conversation=conversation, content="Habari?")
+    assert answer.dropped_messages == 0
 
 
 def test_regenerate_replaces_the_last_answer(conversation):
@@ -123,6 +172,15 @@ def test_the_chat_page_needs_a_login(client):
 def test_demo_leads_to_the_chat(client, owner):
     client.force_login(owner)
     assert client.get("/demo/")["Location"] == "/chat/"
+
+
+def test_the_page_says_when_earlier_messages_were_left_out(client, owner, conversation):
+    _, answer = services.message_send(conversation=conversation, content="Habari?")
+    Message.objects.filter(id=answer.id).update(dropped_messages=12)
+    client.force_login(owner)
+    body = client.get(f"/chat/{conversation.id}/").content.decode()
+    assert '"dropped_messages": 12' in body
+    assert "Jumbe za awali ziliachwa" in body  # the notice the page shows on that answer
 
 
 def test_the_chat_page_shows_the_conversation(client, owner, conversation):

@@ -3,17 +3,27 @@ import json
 import pytest
 
 
-def test_healthz_answers_while_the_web_process_is_up(client):
+@pytest.mark.django_db
+def test_healthz_answers_while_the_web_process_can_serve(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "checks": {"database": True, "redis": True, "broker": True},
+                               "missing": []}
+
+
+@pytest.mark.django_db
+def test_healthz_is_not_healthy_without_redis(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "redis" in response.json()["missing"]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_readyz_is_ready_when_database_redis_and_a_worker_answer(client, celery_worker):
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
-    assert response.json()["checks"] == {"database": True, "redis": True, "worker": True}
+    assert response.json()["checks"] == {"database": True, "redis": True, "broker": True, "worker": True}
 
 
 @pytest.mark.django_db

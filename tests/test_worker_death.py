@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from pawa.chat.models import Conversation, Message
+from pawa.generation.workers import workers_alive
 from tests.chat_helpers import connect, events_until, text_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,12 +30,17 @@ def database_url() -> str:
 def worker_process(real_models):
     env = dict(os.environ, DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                PAWA_MODELS_DIR=str(settings.PAWA_MODELS_DIR), PYTHONUNBUFFERED="1")
+    name = f"doomed-{uuid.uuid4().hex[:6]}"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "pawa", "worker", "--queues", settings.PAWA_INFERENCE_QUEUE, "--pool", "solo",
-         "--hostname", f"doomed-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "WARNING", "--without-mingle",
+         "--hostname", f"{name}@%h", "--loglevel", "WARNING", "--without-mingle",
          "--without-gossip"],
         env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 60
+    while not any(entry["hostname"].startswith(name) for entry in workers_alive()):  # ready to take work
+        assert process.poll() is None and time.monotonic() < deadline, "the worker never registered"
+        time.sleep(0.2)
     yield process
     if process.poll() is None:
         process.kill()

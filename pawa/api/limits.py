@@ -1,4 +1,4 @@
-"""Per-key request and token rate limits, and per-user concurrency, stored atomically in Redis."""
+"""Per-key request and token rate limits, stored atomically in Redis (per-user concurrency: admission)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from pawa.api.errors import ApiError
 from pawa.api.models import ApiLimits
+from pawa.generation.admission import max_concurrent_for
 
 
 @lru_cache(maxsize=2)
@@ -45,7 +46,7 @@ def limits_for(user) -> Limits:
     return Limits(
         requests_per_minute=pick("requests_per_minute", settings.PAWA_API_REQUESTS_PER_MINUTE),
         tokens_per_minute=pick("tokens_per_minute", settings.PAWA_API_TOKENS_PER_MINUTE),
-        max_concurrent=pick("max_concurrent", settings.PAWA_MAX_CONCURRENT_GENERATIONS),
+        max_concurrent=max_concurrent_for(user),
     )
 
 

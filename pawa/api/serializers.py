@@ -70,21 +70,21 @@ class SamplingInput(serializers.Serializer):
         return attrs
 
     def sampling(self) -> dict:
-        """OpenAI's parameters mapped to the engine's."""
+        """OpenAI's parameters mapped to the engine's; None where the client chose nothing (the
+        admission then applies the defaults the chat uses too)."""
         data = self.validated_data
-        temperature = 1.0 if data.get("temperature") is None else data["temperature"]
-        top_p = 1.0 if data.get("top_p") is None else data["top_p"]
+        temperature, top_p = data.get("temperature"), data.get("top_p")
         if top_p == 0:
-            temperature = 0.0  # only the most likely token: greedy
+            temperature, top_p = 0.0, 1.0  # only the most likely token: greedy
         penalty = data.get("repetition_penalty")
-        if penalty is None:
-            strongest = max(data.get("presence_penalty") or 0, data.get("frequency_penalty") or 0)
+        strongest = max(data.get("presence_penalty") or 0, data.get("frequency_penalty") or 0)
+        if penalty is None and strongest > 0:
             penalty = 1.0 + 0.5 * strongest  # 0..2 → 1.0..2.0
         seed = data.get("seed")
         return {
             "temperature": temperature,
-            "top_p": top_p or 1.0,
-            "top_k": 40 if data.get("top_k") is None else data["top_k"],
+            "top_p": top_p,
+            "top_k": data.get("top_k"),
             "repetition_penalty": penalty,
             "stop": data.get("stop") or [],
             "seed": None if seed is None else seed % 2**32,

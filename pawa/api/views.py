@@ -7,28 +7,25 @@ import time
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.cache import cache
 from django.http import StreamingHttpResponse
+from django.utils import translation
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from inference import relay
-from inference.errors import InvalidParameter, ModelError, PromptTooLong
 from inference.registry import ModelNotFound
 from pawa.api import limits
 from pawa.api.auth import ApiKeyAuthentication
-from pawa.api.errors import ApiError, error_body, exception_handler, invalid_request
+from pawa.api.errors import ApiError, error_body, exception_handler
 from pawa.api.models import ApiUsage
 from pawa.api.serializers import ChatCompletionInput, CompletionInput
 from pawa.generation import services as generation_services
+from pawa.generation.admission import Admission, GenerationRefused, generation_admit
 from pawa.generation.models import Generation
-from pawa.generation.prompts import prompt_builder
-from pawa.generation.redis import async_client, sync_client
+from pawa.generation.redis import async_client
 from pawa.llm.store import installed_models, model_store
-from pawa.ops.health import workers_ok
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
 
@@ -109,12 +106,33 @@ def _sse(payload) -> str:
     return f"data: {data}\n\n"
 
 
-def _workers_alive() -> bool:
-    alive = cache.get("pawa:workers-alive")
-    if alive is None:
-        alive = workers_ok(timeout=0.5)
-        cache.set("pawa:workers-alive", alive, 5 if alive else 2)
-    return alive
+# GenerationRefused codes → HTTP status. 429 and 503 carry Retry-After.
+REFUSAL_STATUS = {
+    "model_not_found": 404,
+    "invalid_parameter": 400,
+    "model_error": 400,
+    "max_tokens_too_large": 400,
+    "context_length_exceeded": 400,
+    "concurrency_limit": 429,
+    "queue_full": 503,
+    "no_worker": 503,
+    "queue_unavailable": 503,
+}
+# Error events of a generation that never started: the server could not serve it (503).
+UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout", "queue_unavailable")
+
+
+def refusal_error(refused: GenerationRefused) -> ApiError:
+    """A refused admission in OpenAI's envelope; messages are English for API clients."""
+    status = REFUSAL_STATUS.get(refused.code, 400)
+    with translation.override("en"):
+        message = str(refused)
+    if refused.code == "model_not_found":
+        message += " GET /v1/models lists the installed models."
+    error_type = {429: "requests", 503: "server_error"}.get(status, "invalid_request_error")
+    code = None if refused.code in ("invalid_parameter", "model_error") else refused.code
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+    return ApiError(status, message, type=error_type, param=refused.param, code=code, headers=headers)
 
 
 class GenerationView(ApiView):
@@ -131,14 +149,14 @@ class GenerationView(ApiView):
         data = body.validated_data
         api_key, user = request.auth, request.user
         try:
-            generation, prompt_tokens = await sync_to_async(self._admit)(body, user)
+            admission = await sync_to_async(self._admit)(body, user)
         except ApiError as exc:
             await sync_to_async(_record)(api_key, user, None, self.endpoint, data.get("model", ""), exc.status_code,
                                          started, bool(data.get("stream")))
             raise
-        context = {"generation": generation, "api_key": api_key, "user": user, "started": started,
-                   "endpoint": self.endpoint,
-                   "created": int(time.time()), "model": data["model"], "prompt_tokens": prompt_tokens}
+        context = {"generation": admission.generation, "api_key": api_key, "user": user, "started": started,
+                   "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
+                   "prompt_tokens": admission.prompt_tokens}
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
@@ -148,45 +166,20 @@ class GenerationView(ApiView):
             response = Response(await self._complete(context))
         return response
 
-    def _admit(self, body, user):
-        """Validate against the model and the limits, then queue the generation (sync, in a thread)."""
+    def _admit(self, body, user) -> Admission:
+        """Admit through the one gate chat and API share (sync, in a thread)."""
         data = body.validated_data
+        params = {**body.sampling(), "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
         try:
-            builder = prompt_builder(data["model"])
-        except ModelNotFound:
-            raise _model_not_found(data["model"]) from None
-        max_tokens = data.get("max_completion_tokens") or data.get("max_tokens") or min(512, builder.context_length // 2)
-        try:
-            prompt, tokens = self.build_prompt(builder, data, max_tokens)
-        except PromptTooLong as exc:
-            raise invalid_request(
-                f"This model's maximum context length is {exc.context_length} tokens. However, your "
-                f"messages resulted in {exc.prompt_tokens} tokens.",
-                param="messages" if self.kind == Generation.Kind.CHAT else "prompt", code="context_length_exceeded",
-            ) from None
-        except InvalidParameter as exc:
-            raise invalid_request(str(exc), param=exc.param) from None
-        except ModelError as exc:
-            raise invalid_request(str(exc)) from None
-        params = {**body.sampling(), "max_tokens": max_tokens}
-        user_limits = limits.limits_for(user)
-        active = Generation.objects.for_user(user).active().count()
-        if active >= user_limits.max_concurrent:
-            raise ApiError(429, f"At most {user_limits.max_concurrent} generations may run at once for one user.",
-                           type="requests", code="rate_limit_exceeded", headers={"Retry-After": "1"})
-        if sync_client().zcard(settings.PAWA_QUEUE_KEY) >= settings.PAWA_API_MAX_QUEUE:
-            raise ApiError(503, "The server is busy: too many requests are waiting. Try again shortly.",
-                           type="server_error", code="server_busy", headers={"Retry-After": "5"})
-        if not _workers_alive():
-            raise ApiError(503, "No model worker is running. Try again later.", type="server_error",
-                           code="no_worker", headers={"Retry-After": "10"})
-        generation = generation_services.generation_create(
-            user=user, model_name=data["model"], prompt=prompt, params=params, kind=self.kind,
-            source=Generation.Source.API,
-        )
-        return generation, tokens
+            return generation_admit(
+                user=user, model_name=data["model"], kind=self.kind, source=Generation.Source.API,
+                prompt=self.prompt(data), params=params, trim=False,
+            )
+        except GenerationRefused as exc:
+            raise refusal_error(exc) from None
 
-    def build_prompt(self, builder, data, max_tokens):
+    def prompt(self, data):
+        """What the model reads: the messages (chat) or the text (completion)."""
         raise NotImplementedError
 
     # Streaming ----------------------------------------------------------------------------
@@ -217,7 +210,7 @@ class GenerationView(ApiView):
                 if event["type"] == "delta":
                     yield _sse(self.chunk(context, event["text"], None))
                 elif event["type"] == "queued":
-                    yield f": queued, position {event['position']}\n\n"
+                    yield _queued_comment(event)
                 elif event["type"] == "done":
                     finished = True
                     yield _sse(self.chunk(context, None, FINISH_REASONS.get(event.get("finish_reason"), "stop")))
@@ -225,7 +218,7 @@ class GenerationView(ApiView):
                         yield _sse({**self._base(context, chunk=True), "choices": [],
                                     "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))})
                 elif event["type"] == "error":
-                    finished, status_code = True, 500
+                    finished, status_code = True, _error_status(event)
                     yield _sse(error_body(event.get("message") or "The generation failed.", code=event.get("code")))
             # Usage is saved before [DONE]: a client that reads its usage page next finds it.
             await sync_to_async(_finish_usage)(context, status_code, True)
@@ -246,9 +239,11 @@ class GenerationView(ApiView):
                 if event["type"] in relay.FINAL_EVENTS:
                     finished = True
                     if event["type"] == "error":
-                        await sync_to_async(_finish_usage)(context, 500, False)
-                        raise ApiError(500, event.get("message") or "The generation failed.", type="server_error",
-                                       code=event.get("code"))
+                        status_code = _error_status(event)
+                        await sync_to_async(_finish_usage)(context, status_code, False)
+                        headers = {"Retry-After": "10"} if status_code == 503 else {}
+                        raise ApiError(status_code, event.get("message") or "The generation failed.",
+                                       type="server_error", code=event.get("code"), headers=headers)
         finally:
             if not finished:
                 await sync_to_async(generation_services.generation_cancel)(generation=generation)
@@ -259,6 +254,16 @@ class GenerationView(ApiView):
 
     def _base(self, context, chunk: bool) -> dict:
         raise NotImplementedError
+
+
+def _queued_comment(event: dict) -> str:
+    """An SSE comment (clients ignore it) while the generation waits: position and estimated wait."""
+    wait = event.get("wait_seconds")
+    return f": queued, position {event['position']}" + (f", wait ~{wait} s" if wait else "") + "\n\n"
+
+
+def _error_status(event: dict) -> int:
+    return 503 if event.get("code") in UNSTARTED_CODES else 500
 
 
 def _usage(prompt_tokens, completion_tokens) -> dict:
@@ -301,10 +306,8 @@ class ChatCompletions(GenerationView):
     async def post(self, request):
         return await super().post(request)
 
-    def build_prompt(self, builder, data, max_tokens):
-        messages = data["messages"]
-        prompt = builder.chat_prompt(messages, max_tokens=max_tokens)
-        return messages, prompt.length
+    def prompt(self, data):
+        return data["messages"]
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"chatcmpl-{context['generation'].id.hex}",
@@ -338,9 +341,8 @@ class Completions(GenerationView):
     async def post(self, request):
         return await super().post(request)
 
-    def build_prompt(self, builder, data, max_tokens):
-        prompt = builder.text_prompt(data["prompt"])
-        return {"prompt": data["prompt"]}, prompt.length
+    def prompt(self, data):
+        return data["prompt"]
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"cmpl-{context['generation'].id.hex}", "object": "text_completion",

@@ -17,6 +17,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from inference import relay
 from pawa.chat import selectors, services
 from pawa.generation import services as generation_services
+from pawa.generation.admission import GenerationRefused
 from pawa.generation.models import Generation
 from pawa.generation.redis import async_client
 
@@ -88,8 +89,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
                 await self.send_json({"type": "error", "code": "not_found", "request_id": request_id,
                                       "message": _("Conversation not found.")})
-            except services.ChatError as exc:
-                await self.send_json({"type": "error", "code": "refused", "request_id": request_id,
+            except (services.ChatError, GenerationRefused) as exc:
+                # GenerationRefused arrives here from the commit: the broker did not take the task.
+                await self.send_json({"type": "error", "code": exc.code, "request_id": request_id,
                                       "message": str(exc)})
 
     async def decode_json(self, text_data):

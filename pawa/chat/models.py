@@ -49,6 +49,8 @@ class Message(models.Model):
         Generation, on_delete=models.SET_NULL, null=True, blank=True, related_name="message"
     )
     status = models.CharField(max_length=16, choices=Generation.Status.choices, default=Generation.Status.COMPLETE)
+    # Earlier messages the model did not read for this answer (the conversation was too long).
+    dropped_messages = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +66,7 @@ class Message(models.Model):
             "content": self.content,
             "status": self.status,
             "created_at": self.created_at.isoformat(),
+            "dropped_messages": self.dropped_messages,
         }
         if self.generation_id:
             generation = self.generation

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from inference.registry import ModelNotFound
 from pawa.chat.models import Conversation, Message
 from pawa.generation.models import Generation
-from pawa.generation.services import GenerationRefused, generation_check_capacity, generation_create
+from pawa.generation.admission import GenerationRefused, default_max_tokens, generation_admit
 from pawa.llm.store import default_model_name, model_store
 
 TITLE_LENGTH = 60
@@ -20,7 +20,15 @@ ANSWER_STATUSES = (Generation.Status.COMPLETE, Generation.Status.STOPPED, Genera
 
 
 class ChatError(Exception):
-    """Bad input or a refused action; the message is for people, in their language."""
+    """Bad input or a refused action; the message is for people, in their language.
+
+    `code` is stable for the page: "refused" for the chat's own rules, else the admission's
+    code (`concurrency_limit`, `queue_full`, `no_worker`, …).
+    """
+
+    def __init__(self, message, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
 
 
 def title_from(text: str) -> str:
@@ -60,7 +68,7 @@ def conversation_create(*, user, model_name: str | None = None) -> Conversation:
     card = model_store().get(name)
     return Conversation.objects.create(
         user=user, model_name=name, system_prompt=card.default_system_prompt,
-        max_tokens=min(512, card.context_length // 2),
+        max_tokens=default_max_tokens(card.context_length),
     )
 
 
@@ -124,23 +132,23 @@ def _active_answer(conversation: Conversation) -> Message | None:
 
 
 def _start_answer(conversation: Conversation) -> Message:
-    """Queue a generation answering the conversation as it stands, and its assistant message."""
+    """Queue a generation answering the conversation as it stands, and its assistant message.
+
+    Old turns that do not fit the model are left out, and the answer says how many.
+    """
     if _active_answer(conversation) is not None:
         raise ChatError(_("An answer is still being written in this conversation. Wait for it or stop it."))
     try:
-        generation_check_capacity(user=conversation.user)
+        admission = generation_admit(
+            user=conversation.user, model_name=conversation.model_name, kind=Generation.Kind.CHAT,
+            source=Generation.Source.WEB, prompt=_history(conversation),
+            params={"temperature": conversation.temperature, "max_tokens": conversation.max_tokens}, trim=True,
+        )
     except GenerationRefused as exc:
-        raise ChatError(str(exc)) from exc
-    _check_model(conversation.model_name)
-    generation = generation_create(
-        user=conversation.user,
-        model_name=conversation.model_name,
-        prompt=_history(conversation),
-        params={"temperature": conversation.temperature, "max_tokens": conversation.max_tokens},
-    )
+        raise ChatError(str(exc), code=exc.code) from exc
     answer = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, generation=generation,
-        status=Generation.Status.QUEUED,
+        conversation=conversation, role=Message.Role.ASSISTANT, generation=admission.generation,
+        status=Generation.Status.QUEUED, dropped_messages=admission.dropped_messages,
     )
     conversation.save(update_fields=["updated_at"])
     return answer

@@ -43,6 +43,11 @@ def chat_strings() -> dict:
         "delete": _("Delete"), "rename": _("Rename"), "error": _("Error"), "try_again": _("Try again"),
         "reconnecting": _("Connection lost — reconnecting…"), "loading": _("Loading…"),
         "queue_position": _("Position in queue: %(position)s"),
+        "queue_wait": _("Position in queue: %(position)s (~%(seconds)s s)"),
+        "trimmed": _("Earlier messages were left out: the conversation is longer than this model can read, "
+                     "so this answer only saw the latest messages."),
+        "no_worker": _("No model worker is running, so no answer can be written now. Try again later."),
+        "not_taken": _("This answer was not written: no model worker took it from the queue. Send it again."),
         "answering": _("PAWA is answering…"), "answered": _("The answer is complete."),
         "stopped": _("Stopped"), "interrupted": _("Interrupted: the worker stopped while writing this answer."),
         "failed": _("The answer could not be written."),

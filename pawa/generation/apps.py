@@ -7,4 +7,4 @@ class GenerationConfig(AppConfig):
     verbose_name = _("Generations")
 
     def ready(self):
-        from pawa.generation import preload  # noqa: F401  (connects the worker signals)
+        from pawa.generation import preload, workers  # noqa: F401  (connect the worker signals)

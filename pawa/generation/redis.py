@@ -9,7 +9,8 @@ from django.conf import settings
 
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    # Bounded waits: a Redis in trouble fails a request instead of hanging it.
+    return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=3, socket_timeout=10)
 
 
 def sync_client() -> redis.Redis:

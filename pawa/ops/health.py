@@ -1,4 +1,10 @@
-"""Readiness checks: the database, Redis and at least one Celery worker must answer."""
+"""Health checks, each bounded to about a second.
+
+Liveness (/healthz): this web process can serve — its database answers, Redis answers, and a
+broker producer can be taken from the pool (a wedged pool is what once hung every request while
+/healthz still said 200). Readiness (/readyz): all of that, and at least one model worker is
+registered (pawa.generation.workers), so generations can run.
+"""
 
 import logging
 
@@ -7,8 +13,10 @@ from django.conf import settings
 from django.db import connection
 
 from pawa.celery import app
+from pawa.generation.workers import workers_alive
 
 log = logging.getLogger(__name__)
+TIMEOUT_SECONDS = 1.0
 
 
 def database_ok() -> bool:
@@ -22,21 +30,39 @@ def database_ok() -> bool:
 
 
 def redis_ok() -> bool:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=TIMEOUT_SECONDS,
+                                  socket_connect_timeout=TIMEOUT_SECONDS)
     try:
-        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
-def workers_ok(timeout: float = 1.0) -> bool:
+def broker_ok() -> bool:
+    """A producer can be taken from the pool that enqueueing uses (without sending anything)."""
     try:
-        return bool(app.control.ping(timeout=timeout))
-    except Exception:  # noqa: BLE001 - broker down or no answer
+        with app.producer_pool.acquire(block=True, timeout=TIMEOUT_SECONDS):
+            return True
+    except Exception:  # noqa: BLE001 - an exhausted or broken pool
+        log.warning("no broker producer available within %.1f s", TIMEOUT_SECONDS)
         return False
+
+
+def workers_ok() -> bool:
+    return bool(workers_alive())
+
+
+def liveness_checks() -> dict[str, bool]:
+    checks = {"database": database_ok(), "redis": redis_ok()}
+    # Both the broker and the worker registry live in Redis: without it they cannot answer.
+    checks["broker"] = checks["redis"] and broker_ok()
+    return checks
 
 
 def run_checks() -> dict[str, bool]:
-    checks = {"database": database_ok(), "redis": redis_ok()}
-    # Asking workers goes through the broker: without Redis there is no answer to wait for.
+    """Readiness: the liveness checks and a registered worker."""
+    checks = liveness_checks()
     checks["worker"] = checks["redis"] and workers_ok()
     return checks

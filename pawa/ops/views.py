@@ -7,18 +7,23 @@ from django.views.decorators.http import require_GET
 from pawa.ops import health
 
 
-@never_cache
-@require_GET
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
-
-@never_cache
-@require_GET
-def readyz(request):
-    checks = health.run_checks()
+def _answer(checks: dict[str, bool]) -> JsonResponse:
     missing = [name for name, ok in checks.items() if not ok]
     return JsonResponse(
         {"status": "ok" if not missing else "unavailable", "checks": checks, "missing": missing},
         status=200 if not missing else 503,
     )
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """Liveness: 200 when this web process can serve (database, Redis, broker), else 503."""
+    return _answer(health.liveness_checks())
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """Readiness: liveness and at least one registered model worker, else 503."""
+    return _answer(health.run_checks())

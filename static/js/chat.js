@@ -106,6 +106,13 @@ function messageElement(message) {
   const actions = document.createElement("div");
   actions.className = "message-actions";
   el.append(who, body, note, actions);
+  if (message.dropped_messages) {
+    // The conversation was longer than the model reads: say so on this answer.
+    const trimmed = document.createElement("p");
+    trimmed.className = "trim-note";
+    trimmed.textContent = T.trimmed;
+    body.before(trimmed);
+  }
   el._message = message;
   if (message.role === "user") {
     body.textContent = message.content;
@@ -130,6 +137,14 @@ function actionButton(label, onClick) {
   button.textContent = label;
   button.addEventListener("click", () => onClick(button));
   return button;
+}
+
+// Error codes of an answer that never started, in the page's language.
+const UNSTARTED = { no_worker: T.no_worker, lost: T.not_taken, queue_timeout: T.not_taken, queue_unavailable: T.not_taken };
+
+function queueText(event) {
+  const text = event.wait_seconds ? T.queue_wait.replace("%(seconds)s", event.wait_seconds) : T.queue_position;
+  return text.replace("%(position)s", event.position);
 }
 
 function setNote(el, status, errorMessage) {
@@ -191,7 +206,8 @@ function finish(state, event) {
   $("p", details).textContent = formatStats(event);
   details.hidden = event.completion_tokens == null;
   const status = event.type === "error" ? (event.code === "interrupted" ? "interrupted" : "error") : event.status;
-  setNote(state.el, status, event.type === "error" && event.code !== "interrupted" ? event.message : null);
+  const errorText = event.type === "error" && event.code !== "interrupted" ? UNSTARTED[event.code] || event.message : null;
+  setNote(state.el, status, errorText);
   statusEl.textContent = "";
   announcer.textContent = T.answered;
   setBusy(active.size > 0);
@@ -220,7 +236,7 @@ function onEvent(event) {
   if (event.id) state.lastId = event.id;
   switch (event.type) {
     case "queued":
-      statusEl.textContent = T.queue_position.replace("%(position)s", event.position);
+      statusEl.textContent = queueText(event);
       break;
     case "start":
       statusEl.textContent = "";
