@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def worker_key(hostname: str) -> str:
+    """One worker process's entry; it expires PAWA_WORKER_TTL seconds after the last beat."""
     return f"{settings.REDIS_PREFIX}:worker:{hostname}"
 
 
@@ -67,6 +68,7 @@ class Heartbeat:
         self._last_reap = 0.0
 
     def entry(self) -> dict:
+        """What the registry says about this worker (see `workers_alive`)."""
         return {
             "hostname": self.hostname,
             "pid": os.getpid(),
@@ -86,6 +88,10 @@ class Heartbeat:
         pipe.execute()
 
     def start(self) -> Heartbeat:
+        """Beat once now, then every PAWA_WORKER_HEARTBEAT_SECONDS from a daemon thread.
+
+        Raises redis.RedisError when the first beat cannot be written.
+        """
         self.beat()
         self._thread = threading.Thread(target=self._run, name=f"pawa-heartbeat-{self.hostname}", daemon=True)
         self._thread.start()
@@ -199,7 +205,8 @@ def seconds_without_worker() -> float:
 
 
 def worker_capacity(workers: list[dict] | None = None) -> int:
-    """How many generations the live workers run at once (at least 1)."""
+    """How many generations the live workers accept at once (the sum of their Celery
+    concurrency; at least 1, also when none is alive)."""
     workers = workers_alive() if workers is None else workers
     return max(1, sum(int(entry.get("concurrency") or 1) for entry in workers))
 

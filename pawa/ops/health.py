@@ -20,6 +20,7 @@ TIMEOUT_SECONDS = 1.0
 
 
 def database_ok() -> bool:
+    """SELECT 1 answers (PostgreSQL: connect timeout 5 s; SQLite: a local file)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -30,6 +31,7 @@ def database_ok() -> bool:
 
 
 def redis_ok() -> bool:
+    """PING answers within TIMEOUT_SECONDS."""
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=TIMEOUT_SECONDS,
                                   socket_connect_timeout=TIMEOUT_SECONDS)
     try:
@@ -51,10 +53,12 @@ def broker_ok() -> bool:
 
 
 def workers_ok() -> bool:
+    """At least one worker is in the registry (one Redis read, no broker round trip)."""
     return bool(workers_alive())
 
 
 def liveness_checks() -> dict[str, bool]:
+    """What this web process needs to serve: {"database", "redis", "broker"} → ok."""
     checks = {"database": database_ok(), "redis": redis_ok()}
     # Both the broker and the worker registry live in Redis: without it they cannot answer.
     checks["broker"] = checks["redis"] and broker_ok()
