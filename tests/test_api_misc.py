@@ -110,3 +110,73 @@ def test_openai_penalties_and_greedy_top_p_still_map(client, auth, real_models, 
     params = Generation.objects.get().params
     assert params["repetition_penalty"] == 1.5 and params["temperature"] == 0.0
     response.close()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_leaves_right_after_sending_stops_its_answer_and_is_recorded(
+    live_asgi, owner, real_models, idle_worker, stream
+):
+    """Whenever the client goes (before the body was read, during admission, before or after
+    the stream started), nothing it started keeps running and every admitted request is
+    recorded once, as 499."""
+    import socket
+    import time as clock
+    from urllib.parse import urlparse
+
+    from pawa.api.models import ApiUsage
+
+    secret = apikey_create(user=owner, name="leaver")[1]
+    address = urlparse(live_asgi)
+    for delay in (0.01, 0.05, 0.15, 0.3, "headers"):
+        body = json.dumps({"model": "smollm2-135m-instruct", "stream": stream, "max_tokens": 50,
+                           "messages": [{"role": "user", "content": f"Habari {delay}"}]}).encode()
+        request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                   f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        with socket.create_connection((address.hostname, address.port)) as connection:
+            connection.sendall(request)
+            if delay == "headers":
+                if not stream:
+                    clock.sleep(1.0)  # admitted and waiting for its answer
+                else:
+                    connection.settimeout(10)
+                    assert connection.recv(100).startswith(b"HTTP/1.1 200")
+            else:
+                clock.sleep(delay)
+    deadline = clock.monotonic() + 20
+    while clock.monotonic() < deadline:
+        generations = list(Generation.objects.filter(user=owner))
+        if all(not g.is_active for g in generations) and ApiUsage.objects.count() == len(generations):
+            break
+        clock.sleep(0.2)
+    assert generations, "at least the request that waited was admitted"
+    assert {g.status for g in generations} == {"stopped"}
+    assert sorted(ApiUsage.objects.values_list("status_code", flat=True)) == [499] * len(generations)
+
+
+@pytest.mark.parametrize("raw", [
+    "[" * 100000 + "]" * 100000,
+    '{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "x\\ud800y"}]}',
+    '{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+    '{"model": {"a": 1}, "messages": [{"role": "user", "content": "hi"}]}',
+    "\xff\xfe not utf-8",
+])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_malformed_json_is_a_400_with_a_message(client, auth, real_models, raw, path):
+    data = raw.encode("latin-1") if raw.startswith("\xff") else raw.encode()
+    response = client.post(path, data, content_type="application/json", **auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+
+
+@pytest.mark.parametrize("raw", [
+    "[" * 100000 + "]" * 100000,
+    '{"model": {"a": 1}}',
+    '{"model": "x\\ud800y"}',
+    '{"model": ["smollm2-135m-instruct"]}',
+])
+def test_the_conversations_endpoint_refuses_malformed_json(client, owner, real_models, raw):
+    client.force_login(owner)
+    response = client.post("/chat/api/conversations/", raw.encode(), content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]

@@ -234,3 +234,100 @@ async def test_without_a_worker_the_page_is_told_at_once_and_nothing_is_saved(ow
     assert "mfanyakazi wa modeli" in event["message"]  # in the page's language (Swahili by default)
     assert await database_sync_to_async(Message.objects.count)() == 0
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("frame", [
+    {"text_data": ""},
+    {"bytes_data": b"\x00\x01binary"},
+    {"text_data": "NaN"},
+    {"text_data": "[1, 2]"},
+    {"text_data": '"just a string"'},
+    {"text_data": '{"type": ["send"]}'},
+    {"text_data": '{"type": "send", "content": 5}'},
+    {"text_data": '{"type": "send", "content": true}'},
+    {"text_data": '{"type": "send", "content": ["a"]}'},
+    {"text_data": '{"type": "send", "content": "hi", "conversation_id": {"a": 1}}'},
+    {"text_data": '{"type": "send", "content": "x\\ud800y"}'},
+    {"text_data": "[" * 100000 + "]" * 100000},
+    {"text_data": '{"type": "stop"}'},
+    {"text_data": '{"type": "edit", "message_id": true, "content": "x"}'},
+])
+async def test_a_malformed_frame_gets_an_error_and_the_socket_stays_usable(owner, smol_conversation, frame):
+    ws = await connect(owner)
+    if frame.get("text_data") == "":
+        await ws.send_input({"type": "websocket.receive", "text": ""})
+    else:
+        await ws.send_to(**frame)
+    event = await ws.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "bad_frame" and event["message"]
+    await ws.send_json_to({"type": "watch", "conversation_id": smol_conversation.id, "request_id": "ok"})
+    await ws.send_json_to({"type": "watch", "conversation_id": 10**9, "request_id": "still-here"})
+    event = await ws.receive_json_from(timeout=10)
+    assert event["code"] == "not_found" and event["request_id"] == "still-here"
+    await ws.disconnect()
+
+
+async def test_a_deactivated_users_socket_closes_and_its_answers_stop(owner, smol_conversation, idle_worker):
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Habari"})
+    accepted = await ws.receive_json_from(timeout=10)
+
+    def deactivate():
+        owner.is_active = False
+        owner.save()
+
+    await database_sync_to_async(deactivate)()
+    closed = await ws.receive_output(timeout=10)
+    while closed["type"] != "websocket.close":
+        closed = await ws.receive_output(timeout=10)
+    assert closed["code"] == 4401
+    generation = await database_sync_to_async(Generation.objects.get)(id=accepted["answer"]["generation_id"])
+    assert generation.status == "stopped"
+
+
+async def test_a_request_after_the_user_was_deactivated_closes_the_socket(owner, smol_conversation):
+    ws = await connect(owner)
+    await database_sync_to_async(type(owner).objects.filter(pk=owner.pk).update)(is_active=False)
+    await ws.send_json_to({"type": "send", "conversation_id": smol_conversation.id, "content": "Habari"})
+    closed = await ws.receive_output(timeout=10)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4401
+    count = await database_sync_to_async(Message.objects.count)()
+    assert count == 0
+
+
+async def _socket_with_session(user):
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    cookie = f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
+    ws = WebsocketCommunicator(application, "/ws/chat/", headers=[
+        (b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode())])
+    connected, _ = await ws.connect()
+    assert connected
+    return client, ws
+
+
+async def _closed(ws):
+    output = await ws.receive_output(timeout=10)
+    while output["type"] != "websocket.close":
+        output = await ws.receive_output(timeout=10)
+    return output
+
+
+async def test_logging_out_closes_that_sessions_socket_only(owner):
+    client, ws = await _socket_with_session(owner)
+    _other_client, other = await _socket_with_session(owner)
+    await database_sync_to_async(client.post)("/accounts/logout/")
+    assert (await _closed(ws))["code"] == 4401
+    assert await other.receive_nothing(timeout=0.5)
+    await other.disconnect()
+
+
+async def test_a_password_change_closes_every_socket_of_the_user(owner, password):
+    client, ws = await _socket_with_session(owner)
+    response = await database_sync_to_async(client.post)("/accounts/password/change/", {
+        "oldpassword": password, "password1": "Mpya-Kabisa-7731", "password2": "Mpya-Kabisa-7731"})
+    assert response.status_code in (200, 302)
+    assert (await _closed(ws))["code"] == 4401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -10,7 +11,6 @@ from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.utils import translation
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -20,6 +20,7 @@ from pawa.api import limits
 from pawa.api.auth import ApiKeyAuthentication
 from pawa.api.errors import ApiError, error_body, exception_handler
 from pawa.api.models import ApiUsage
+from pawa.api.parsers import StrictJSONParser
 from pawa.api.serializers import ChatCompletionInput, CompletionInput
 from pawa.generation import services as generation_services
 from pawa.generation.admission import Admission, GenerationRefused, generation_admit
@@ -60,7 +61,7 @@ def _timestamp(iso: str) -> float:
 class ApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes: list = []
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
 
     def get_exception_handler(self):
@@ -148,23 +149,40 @@ class GenerationView(ApiView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         api_key, user = request.auth, request.user
+        # Admission runs to its end even if the client leaves meanwhile (the view is then
+        # cancelled): what it admitted is stopped and recorded, never left running unread.
+        admit = asyncio.ensure_future(sync_to_async(self._admit)(body, user))
         try:
-            admission = await sync_to_async(self._admit)(body, user)
+            admission = await asyncio.shield(admit)
         except ApiError as exc:
             await sync_to_async(_record)(api_key, user, None, self.endpoint, data.get("model", ""), exc.status_code,
                                          started, bool(data.get("stream")))
             raise
-        context = {"generation": admission.generation, "api_key": api_key, "user": user, "started": started,
-                   "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
-                   "prompt_tokens": admission.prompt_tokens}
+        except asyncio.CancelledError:
+            try:
+                admission = await admit
+            except ApiError:
+                raise asyncio.CancelledError from None
+            context = self._context(admission, api_key, user, started, data)
+            await sync_to_async(_abandon)(context, bool(data.get("stream")))
+            raise
+        context = self._context(admission, api_key, user, started, data)
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
+            # A client gone before the stream started never runs the stream's cleanup; Django
+            # closes every response, so the close settles it.
+            response._resource_closers.append(lambda: _abandon(context, True))
         else:
             response = Response(await self._complete(context))
         return response
+
+    def _context(self, admission: Admission, api_key, user, started: float, data) -> dict:
+        return {"generation": admission.generation, "api_key": api_key, "user": user, "started": started,
+                "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
+                "prompt_tokens": admission.prompt_tokens, "settled": False}
 
     def _admit(self, body, user) -> Admission:
         """Admit through the one gate chat and API share (sync, in a thread)."""
@@ -281,7 +299,19 @@ def _record(api_key, user, generation, endpoint, model, status_code, started, st
     )
 
 
+def _abandon(context, streamed: bool) -> None:
+    """The client left before its answer was delivered: stop it and record a 499, once."""
+    if context.get("settled"):
+        return
+    generation_services.generation_cancel(generation=context["generation"])
+    _finish_usage(context, 499, streamed)
+
+
 def _finish_usage(context, status_code: int, streamed: bool) -> None:
+    """Record the request's usage (once per request) and count its tokens."""
+    if context.get("settled"):
+        return
+    context["settled"] = True
     generation = Generation.objects.filter(pk=context["generation"].pk).first()
     prompt_tokens = (generation.prompt_tokens if generation else None) or context["prompt_tokens"]
     completion_tokens = (generation.completion_tokens if generation else None) or 0

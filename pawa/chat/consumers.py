@@ -19,7 +19,9 @@ from pawa.chat import selectors, services
 from pawa.generation import services as generation_services
 from pawa.generation.admission import GenerationRefused
 from pawa.generation.models import Generation
+from pawa.chat.frames import parse_frame, session_still_valid, user_group
 from pawa.generation.redis import async_client
+from pawa.ops.jsonstrict import BadJSON, loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.language = scope_language(self.scope)
         self.relays: dict[str, asyncio.Task] = {}
         self.watching: set[str] = set()
+        self.started: set[str] = set()  # generations this socket started
         self.redis = async_client()
+        # Logout, deactivation or a password change elsewhere closes this socket at once.
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         await self.accept()
 
     @staticmethod
@@ -66,39 +71,70 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         for group in getattr(self, "watching", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "user"):
+            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         if hasattr(self, "redis"):
             await self.redis.aclose()
 
-    async def receive_json(self, content, **kwargs):
-        handlers = {
-            "send": self.on_send,
-            "stop": self.on_stop,
-            "resume": self.on_resume,
-            "regenerate": self.on_regenerate,
-            "edit": self.on_edit,
-            "watch": self.on_watch,
-        }
-        kind = content.get("type") if isinstance(content, dict) else None
-        request_id = content.get("request_id") if isinstance(content, dict) else None
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Every frame gets an answer: malformed ones an error event with code `bad_frame`
+        (the socket stays open), a request after the session ended closes the socket."""
         with translation.override(self.language):
-            handler = handlers.get(kind)
+            if text_data is None:
+                await self._error("bad_frame", _("Send requests as JSON text."))
+                return
             try:
-                if handler is None:
-                    raise services.ChatError(_("Unknown request."))
-                await handler(content)
-            except (ObjectDoesNotExist, ValidationError, ValueError, TypeError):
-                await self.send_json({"type": "error", "code": "not_found", "request_id": request_id,
-                                      "message": _("Conversation not found.")})
-            except (services.ChatError, GenerationRefused) as exc:
-                # GenerationRefused arrives here from the commit: the broker did not take the task.
-                await self.send_json({"type": "error", "code": exc.code, "request_id": request_id,
-                                      "message": str(exc)})
+                content = loads_strict(text_data)
+            except BadJSON:
+                await self._error("bad_frame", _("The request could not be understood."))
+                return
+            if not await self._still_signed_in():
+                await self.close(code=4401)
+                return
+            await self.receive_json(content)
 
-    async def decode_json(self, text_data):
+    async def receive_json(self, content, **kwargs):
+        request_id = content.get("request_id") if isinstance(content, dict) else None
+        if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
+            request_id = None
         try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return {}
+            kind, fields = parse_frame(content)
+            await getattr(self, f"on_{kind}")(fields)
+        except ObjectDoesNotExist:
+            await self._error("not_found", _("Conversation not found."), request_id)
+        except ValidationError:  # an id of the wrong form (not a UUID)
+            await self._error("not_found", _("Conversation not found."), request_id)
+        except (services.ChatError, GenerationRefused) as exc:
+            # GenerationRefused arrives here from the commit: the broker did not take the task.
+            await self._error(exc.code, str(exc), request_id)
+        except Exception:  # noqa: BLE001 - a bug must not drop the socket; it is logged
+            log.exception("chat request %r failed", content.get("type"))
+            await self._error("internal_error", _("Something went wrong. Try again."), request_id)
+
+    async def _error(self, code: str, message: str, request_id=None) -> None:
+        await self.send_json({"type": "error", "code": code, "request_id": request_id, "message": message})
+
+    @database_sync_to_async
+    def _still_signed_in(self) -> bool:
+        """The user is still active and, for a socket opened with a session, still logged in
+        with the same password (the session's auth hash)."""
+        return session_still_valid(self.scope, self.user)
+
+    async def session_ended(self, message):
+        """A group message: the user logged out, was deactivated or changed the password."""
+        session_key = message.get("session_key")
+        own_key = getattr(self.scope.get("session"), "session_key", None)
+        if session_key is not None and session_key != own_key:
+            return
+        await self._stop_started()
+        await self.close(code=4401)
+
+    async def _stop_started(self) -> None:
+        for generation_id in list(self.started):
+            try:
+                await self._stop(generation_id)
+            except ObjectDoesNotExist:
+                pass
 
     # Requests ---------------------------------------------------------------------------
 
@@ -179,6 +215,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "question": question,
             "answer": answer,
         })
+        self.started.add(str(answer["generation_id"]))
         self.follow(answer["generation_id"], "0-0")
         await self.channel_layer.group_send(self.group_name(conversation.id), {
             "type": "conversation.changed", "conversation_id": conversation.id,

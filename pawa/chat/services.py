@@ -61,6 +61,8 @@ def message_validate(content: str) -> str:
 
 
 def conversation_create(*, user, model_name: str | None = None) -> Conversation:
+    if model_name is not None and not isinstance(model_name, str):
+        raise ChatError(_("The model must be given by its name."), code="bad_request")
     name = model_name or default_model_name()
     if name is None:
         raise ChatError(_("No model is installed yet. Ask an administrator to install one."))

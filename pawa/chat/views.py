@@ -1,7 +1,5 @@
 """The chat page and the small JSON endpoints its sidebar and settings use."""
 
-import json
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -11,13 +9,14 @@ from django.views.decorators.http import require_http_methods
 
 from pawa.chat import selectors, services
 from pawa.chat.models import Conversation
+from pawa.ops.jsonstrict import BadJSON, loads_strict
 from pawa.llm.store import default_model_name, installed_models
 
 
 def _json_body(request) -> dict:
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        data = loads_strict(request.body or b"{}")
+    except BadJSON:
         raise services.ChatError(_("The request could not be understood.")) from None
     if not isinstance(data, dict):
         raise services.ChatError(_("The request could not be understood."))

@@ -48,6 +48,8 @@ class Command(BaseCommand):
         while not stopping.is_set():
             started = time.monotonic()
             child = subprocess.Popen(command)
+            if stopping.is_set():  # a signal that came while the child was being started
+                child.send_signal(signal.SIGTERM)
             returncode = child.wait()
             if stopping.is_set():
                 break
