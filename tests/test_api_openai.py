@@ -302,3 +302,25 @@ def test_a_waiting_stream_carries_its_queue_position_and_wait_as_comments(live_a
         lines = response.iter_lines()
         comment = next(line for line in lines if line.startswith(":"))
     assert comment == ": queued, position 1, wait ~3 s"
+
+
+@pytest.mark.parametrize("header", [b"Bearer", b"Basic abc", b"Bearer pawa-", b"Bearer pawa-" + b"x" * 43,
+                                    b"Bearer sk-not-ours", b"Bearer pawa-" + b"y" * 300, b"Bearer pawa-\xc3\xa9"])
+def test_malformed_keys_are_refused_with_401(live_asgi, real_models, header):
+    response = httpx.get(f"{live_asgi}/v1/models", headers=[(b"Authorization", header)], timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_the_request_limit_is_exact_under_a_parallel_burst(live_asgi, owner, api_key):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ApiLimits.objects.create(user=owner, requests_per_minute=7)
+
+    def call(_):
+        return httpx.get(f"{live_asgi}/v1/models", headers={"Authorization": f"Bearer {api_key[1]}"},
+                         timeout=30).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(call, range(20)))
+    assert codes.count(200) == 7 and codes.count(429) == 13

@@ -41,3 +41,14 @@ def test_readyz_names_a_missing_redis(client, settings):
     body = json.loads(response.content)
     assert "redis" in body["missing"] and "worker" in body["missing"]
     assert body["checks"]["database"] is True
+
+
+@pytest.mark.django_db
+def test_readyz_recovers_when_the_missing_parts_come_back(client, settings, idle_worker):
+    good_url = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert client.get("/readyz").status_code == 503
+    settings.REDIS_URL = good_url
+    assert client.get("/readyz").status_code == 200
+    idle_worker.stop()
+    assert client.get("/readyz").status_code == 503

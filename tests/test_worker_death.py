@@ -1,5 +1,6 @@
 """A worker process killed mid-answer: the page hears about it within 10 s and keeps the partial answer."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -64,3 +65,35 @@ async def test_a_killed_worker_becomes_an_interrupted_answer(owner, worker_proce
     assert message.status == "interrupted"
     assert message.content and message.content == text_of(seen + rest)
     await ws.disconnect()
+
+
+async def test_a_killed_worker_with_no_reader_is_reaped_as_interrupted(owner, worker_process, settings):
+    """Nobody follows the answer when its worker dies: the next worker's heartbeat ends it as
+    interrupted (it used to stay running for good, holding one of the user's slots)."""
+    from pawa.generation.models import Generation
+    from pawa.generation.workers import Heartbeat
+
+    settings.PAWA_REAP_SECONDS = 1
+    conversation = await database_sync_to_async(Conversation.objects.create)(
+        user=owner, model_name="gemma3-270m", temperature=0, max_tokens=400)
+    ws = await connect(owner)
+    await ws.send_json_to({"type": "send", "conversation_id": conversation.id,
+                           "content": "Niandikie hadithi ndefu sana kuhusu Ziwa Victoria."})
+    accepted = await ws.receive_json_from(timeout=10)
+    await events_until(ws, timeout=60, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
+    await ws.disconnect()  # no reader from here on
+    worker_process.kill()
+    restarted = Heartbeat(f"restarted-{uuid.uuid4().hex[:6]}@tests").start()
+    try:
+        deadline = time.monotonic() + 30
+        generation_id = accepted["answer"]["generation_id"]
+        while time.monotonic() < deadline:
+            generation = await database_sync_to_async(Generation.objects.get)(id=generation_id)
+            if generation.status != "running":
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        restarted.stop()
+    assert generation.status == "interrupted" and generation.text
+    message = await database_sync_to_async(Message.objects.get)(id=accepted["answer"]["id"])
+    assert message.status == "interrupted" and message.content == generation.text
