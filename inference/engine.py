@@ -347,7 +347,17 @@ class Engine(PromptBuilder):
         """
         params.validate()
         result = GenerationResult(prompt_tokens=prompt.length)
-        request = Request(
+        request = self.request(prompt, params, cancel=cancel, user=user)
+        generation = Generation(iter(()), result)
+        generation._deltas = self._stream(prompt, params, request, result)
+        return generation
+
+    def request(self, prompt: Prompt, params: SamplingParams, *, cancel: threading.Event | None = None,
+                user: str = "") -> Request:
+        """The scheduler request for a prompt: token ids arrive on `request.events` once it is
+        submitted (`engine.scheduler.submit`). `generate()` builds on it; tests use it to
+        submit in an exact order."""
+        return Request(
             tokens=prompt.tokens,
             max_tokens=max(1, min(params.max_tokens, self.context_length - prompt.length)),
             group=self._group(params),
@@ -358,9 +368,6 @@ class Engine(PromptBuilder):
             generator_factory=self._seeded_factory(params),
             end_ids=self._end_ids,
         )
-        generation = Generation(iter(()), result)
-        generation._deltas = self._stream(prompt, params, request, result)
-        return generation
 
     def _decoding_options(self, params: SamplingParams) -> dict:
         greedy = params.temperature == 0
