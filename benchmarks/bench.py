@@ -20,7 +20,7 @@ the measurement. Writes benchmarks/results/latest.json, latest.md (tables) and l
 
     python benchmarks/bench.py [--models smollm2-135m-instruct,gemma3-270m] [--streams 1,2,4,8,16]
                                [--tokens 64] [--quick] [--url http://127.0.0.1:8000]
-                               [--update-readme]
+                               [--update-readme] [--render benchmarks/results/latest.json]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ BUILTIN_MODELS = ["smollm2-135m-instruct", "gemma3-270m"]
 TRANSPORTS = ("sse", "websocket")
 FAIRNESS_BURST = 6
 BUSY_PERCENT = 10  # CPU share used by other work that makes a measurement doubtful
+NOISY_PERCENT = 25  # … and that marks it in the README's table
 # Short, distinct prompts (English and Swahili) that invite answers of a few sentences.
 PROMPTS = [
     "Write a short story about a lion and a hare.",
@@ -635,7 +636,7 @@ def readme_summary(results: dict, name: str) -> str:
         cells = []
         for _name, model in models:
             found = next((r for r in (model.get("raw") or {}).get("rows", []) if r["path"] == path), None)
-            cells.append((_cell(found["aggregate_tok_s"]) if found else "—",
+            cells.append((_cell(found["aggregate_tok_s"]) + _noisy(found) if found else "—",
                           f"{_ttft(found['ttft_p50_s'])} / {_ttft(found['ttft_p95_s'])}"
                           if found and found["ttft_p50_s"] is not None else "—"))
         row(label, cells)
@@ -644,13 +645,14 @@ def readme_summary(results: dict, name: str) -> str:
             cells = []
             for _name, model in models:
                 level = _level(model, transport, count)
-                cells.append((_cell(level["aggregate_tok_s"]) if level else "—",
+                cells.append((_cell(level["aggregate_tok_s"]) + _noisy(level) if level else "—",
                                f"{_ttft(level['ttft_p50_s'])} / {_ttft(level['ttft_p95_s'])}" if level else "—"))
             row(f"{label}, {count} stream{'s' if count > 1 else ''}", cells)
     cells = []
     for _name, model in models:
         fair = model.get("fairness")
-        cells.append(("—", f"B {_ttft(fair['b_ttft_s'])} vs A {_ttft(fair['a_ttft_p50_s'])}" if fair else "—"))
+        cells.append(("—", f"B {_ttft(fair['b_ttft_s'])} vs A {_ttft(fair['a_ttft_p50_s'])}{_noisy(fair)}"
+                      if fair else "—"))
     row(f"fairness: A sends {FAIRNESS_BURST}, then B sends 1", cells)
     workers = [max((r["rss_mib"] for r in model["memory"].get("worker", [])), default=0) for _n, model in models]
     config = results["config"]
@@ -662,10 +664,17 @@ def readme_summary(results: dict, name: str) -> str:
         f"[benchmarks/results/{name}.md](benchmarks/results/{name}.md).",
         "",
         *lines,
+        *(["", f"\\* other work used more than {NOISY_PERCENT} % of the machine's CPUs during this measurement: "
+           "it is slower than the code is."] if any("*" in line for line in lines[2:]) else []),
         "",
         f"![Throughput and time to first token by concurrent streams](benchmarks/results/{name}.png)",
         "",
     ])
+
+
+def _noisy(row: dict) -> str:
+    load = row.get("other_cpu_percent")
+    return "\\*" if load is not None and load > NOISY_PERCENT else ""
 
 
 def update_readme(table: str) -> bool:
@@ -699,6 +708,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--name", help="file names under benchmarks/results (default latest, or quick)")
     parser.add_argument("--update-readme", action="store_true",
                         help="copy the table into README.md between the bench markers")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="measure nothing: write the .md and .png (and README) again from saved results")
     args = parser.parse_args()
     args.models = (args.models or ",".join(BUILTIN_MODELS)).split(",")
     args.streams = [int(s) for s in (args.streams or ("1,8" if args.quick else "1,2,4,8,16")).split(",")]
@@ -709,12 +720,15 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"unknown transport(s): {', '.join(sorted(unknown))}")
     args.min_requests = args.min_requests or 2
     args.single_runs = 2 if args.quick else 3
-    args.name = args.name or ("quick" if args.quick else "latest")
+    args.name = args.name or (args.render.stem if args.render else "quick" if args.quick else "latest")
     return args
 
 
 def main() -> None:
     args = parse_args()
+    if args.render:
+        write(json.loads(args.render.read_text()), args)
+        return
     begun = time.perf_counter()
     if args.url:
         platform = live.LivePlatform.attach(args.url)
@@ -767,12 +781,16 @@ def main() -> None:
 def write(results: dict, args) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS / f"{args.name}.json"
-    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    if not args.render:
+        json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     table = markdown(results)
     (RESULTS / f"{args.name}.md").write_text(f"# PAWA benchmark ({args.name})\n\n{table}")
     chart(results, RESULTS / f"{args.name}.png")
     print(f"\n{table}")
-    print(f"Wrote {json_path.relative_to(live.ROOT)} (.md, .png) in {results['duration_s']}s")
+    if args.render:
+        print(f"Wrote {args.name}.md and {args.name}.png from {args.render}")
+    else:
+        print(f"Wrote {json_path.relative_to(live.ROOT)} (.md, .png) in {results['duration_s']}s")
     if args.update_readme:
         if update_readme(readme_summary(results, args.name)):
             print("Updated the Performance table in README.md")
