@@ -48,3 +48,17 @@ def test_a_killed_worker_is_started_again_and_sigterm_stops_everything(tmp_path)
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait(timeout=10)
+
+
+def test_a_killed_supervisor_takes_its_worker_with_it():
+    env = dict(os.environ, PAWA_PRELOAD_MODEL="0", PYTHONUNBUFFERED="1")
+    supervisor = subprocess.Popen(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "worker", "--hostname", "orphan-test@%h",
+         "--loglevel", "WARNING"],
+        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    child = wait_for(lambda: children(supervisor.pid))[0]
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    wait_for(lambda: not Path(f"/proc/{child}").exists() or "Z (zombie)" in Path(f"/proc/{child}/status").read_text(),
+             timeout=30)

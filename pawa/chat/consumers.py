@@ -97,13 +97,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         request_id = content.get("request_id") if isinstance(content, dict) else None
         if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
             request_id = None
+        kind = None
         try:
             kind, fields = parse_frame(content)
             await getattr(self, f"on_{kind}")(fields)
-        except ObjectDoesNotExist:
-            await self._error("not_found", _("Conversation not found."), request_id)
-        except ValidationError:  # an id of the wrong form (not a UUID)
-            await self._error("not_found", _("Conversation not found."), request_id)
+        except (ObjectDoesNotExist, ValidationError):  # ValidationError: an id that is not a UUID
+            missing = _("Answer not found.") if kind in ("stop", "resume") else _("Conversation not found.")
+            await self._error("not_found", missing, request_id)
         except (services.ChatError, GenerationRefused) as exc:
             # GenerationRefused arrives here from the commit: the broker did not take the task.
             await self._error(exc.code, str(exc), request_id)

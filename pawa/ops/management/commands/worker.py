@@ -21,6 +21,17 @@ HEALTHY_SECONDS = 60.0
 MAX_DELAY_SECONDS = 30.0
 
 
+def _die_with_parent() -> None:
+    """In the worker process: the kernel sends it SIGTERM if this command dies, even by
+    SIGKILL, so no worker outlives its supervisor (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class Command(BaseCommand):
     help = "Run a Celery inference worker and restart it when it exits unexpectedly."
 
@@ -47,7 +58,7 @@ class Command(BaseCommand):
         delay = 1.0
         while not stopping.is_set():
             started = time.monotonic()
-            child = subprocess.Popen(command)
+            child = subprocess.Popen(command, preexec_fn=_die_with_parent)
             if stopping.is_set():  # a signal that came while the child was being started
                 child.send_signal(signal.SIGTERM)
             returncode = child.wait()
