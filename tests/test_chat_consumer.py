@@ -234,3 +234,35 @@ async def test_without_a_worker_the_page_is_told_at_once_and_nothing_is_saved(ow
     assert "mfanyakazi wa modeli" in event["message"]  # in the page's language (Swahili by default)
     assert await database_sync_to_async(Message.objects.count)() == 0
     await ws.disconnect()
+
+
+async def test_settings_sent_with_a_message_are_applied_first(owner, real_models, idle_worker):
+    from pawa.chat import services
+
+    conversation = await database_sync_to_async(services.conversation_create)(user=owner, model_name="gemma3-270m")
+    communicator = await connect(owner)
+    await communicator.send_json_to({
+        "type": "send", "conversation_id": conversation.id, "content": "Habari?", "request_id": "r1",
+        "settings": {"system_prompt": "Jibu kwa neno moja.", "temperature": "0.2", "max_tokens": 30},
+    })
+    accepted = await communicator.receive_json_from(timeout=10)
+    assert accepted["type"] == "accepted"
+    assert accepted["settings"]["system_prompt"] == "Jibu kwa neno moja."
+    await database_sync_to_async(conversation.refresh_from_db)()
+    assert (conversation.temperature, conversation.max_tokens) == (0.2, 30)
+    await communicator.disconnect()
+
+
+async def test_bad_settings_refuse_the_message_and_save_nothing(owner, real_models, idle_worker):
+    from pawa.chat import services
+
+    conversation = await database_sync_to_async(services.conversation_create)(user=owner, model_name="gemma3-270m")
+    communicator = await connect(owner)
+    await communicator.send_json_to({
+        "type": "send", "conversation_id": conversation.id, "content": "Habari?", "request_id": "r1",
+        "settings": {"temperature": "moto"},
+    })
+    event = await communicator.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "refused"
+    assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0
+    await communicator.disconnect()

@@ -43,6 +43,12 @@ def _idle_event(generation_id: str) -> dict | None:
     return generation_services.generation_idle_event(generation_id=generation_id)
 
 
+def _apply_settings(conversation, new_settings) -> None:
+    """Settings the page changed but did not save come with the message: the answer uses them."""
+    if new_settings is not None:
+        services.conversation_update_settings(conversation=conversation, **services.settings_parse(new_settings))
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -104,38 +110,49 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_send(self, content):
         question, answer, conversation = await self._send(content.get("conversation_id"), content.get("content"),
-                                                          content.get("model"))
+                                                          content.get("model"), content.get("settings"))
         await self._accepted(content, conversation, answer, question=question)
 
     @database_sync_to_async
-    def _send(self, conversation_id, text, model_name):
+    def _send(self, conversation_id, text, model_name, new_settings):
         with transaction.atomic():  # a refused first message leaves no empty conversation behind
+            services.message_validate(text)  # before anything is saved
             if conversation_id:
                 conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
             else:
                 conversation = services.conversation_create(user=self.user, model_name=model_name or None)
+            _apply_settings(conversation, new_settings)
             question, answer = services.message_send(conversation=conversation, content=text)
         conversation.refresh_from_db()
         return question.as_dict(), answer.as_dict(), conversation
 
     async def on_regenerate(self, content):
-        answer, conversation = await self._regenerate(content.get("conversation_id"))
+        answer, conversation = await self._regenerate(content.get("conversation_id"), content.get("settings"))
         await self._accepted(content, conversation, answer)
 
     @database_sync_to_async
-    def _regenerate(self, conversation_id):
-        conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
-        return services.message_regenerate(conversation=conversation).as_dict(), conversation
+    def _regenerate(self, conversation_id, new_settings):
+        with transaction.atomic():
+            conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
+            _apply_settings(conversation, new_settings)
+            answer = services.message_regenerate(conversation=conversation)
+        return answer.as_dict(), conversation
 
     async def on_edit(self, content):
-        question, answer, conversation = await self._edit(content.get("message_id"), content.get("content"))
+        question, answer, conversation = await self._edit(content.get("message_id"), content.get("content"),
+                                                          content.get("settings"))
         await self._accepted(content, conversation, answer, question=question)
 
     @database_sync_to_async
-    def _edit(self, message_id, text):
-        message = selectors.message_get(user=self.user, message_id=message_id)
-        question, answer = services.message_edit(message=message, content=text)
-        return question.as_dict(), answer.as_dict(), message.conversation
+    def _edit(self, message_id, text, new_settings):
+        with transaction.atomic():
+            message = selectors.message_get(user=self.user, message_id=message_id)
+            services.message_validate(text)
+            _apply_settings(message.conversation, new_settings)
+            question, answer = services.message_edit(message=message, content=text)
+        conversation = message.conversation
+        conversation.refresh_from_db()
+        return question.as_dict(), answer.as_dict(), conversation
 
     async def on_stop(self, content):
         await self._stop(content.get("generation_id"))
@@ -176,6 +193,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "type": "accepted",
             "request_id": content.get("request_id"),
             "conversation": {"id": conversation.id, "title": conversation.title, "model": conversation.model_name},
+            "settings": services.conversation_settings(conversation),
             "question": question,
             "answer": answer,
         })
