@@ -266,3 +266,29 @@ async def test_bad_settings_refuse_the_message_and_save_nothing(owner, real_mode
     assert event["type"] == "error" and event["code"] == "refused"
     assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0
     await communicator.disconnect()
+
+
+async def test_a_page_that_left_mid_answer_is_not_an_error(owner, caplog, monkeypatch):
+    """uvicorn raises ClientDisconnected when a frame is sent after a reload: a debug line only."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from pawa.chat.consumers import ChatConsumer
+
+    async def frames(*args, **kwargs):
+        yield "1-0", {"type": "delta", "text": "Habari"}
+        yield "2-0", {"type": "delta", "text": " yako"}
+
+    async def gone(payload):
+        raise ClientDisconnected()
+
+    monkeypatch.setattr(relay, "follow", frames)
+    consumer = ChatConsumer()
+    consumer.redis, consumer.language, consumer.relays = None, "sw", {}
+    consumer.send_json = gone
+    with caplog.at_level("DEBUG", logger="pawa.chat.consumers"):
+        consumer.follow("g1", "0-0")
+        task = consumer.relays["g1"]
+        await task
+    assert task.exception() is None
+    assert [r for r in caplog.records if r.levelno >= 30] == []
+    assert any("page left" in r.getMessage() for r in caplog.records)

@@ -205,6 +205,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # Relay --------------------------------------------------------------------------------
 
+    async def _send_frame(self, payload: dict) -> bool:
+        """Send one frame of an answer; False when the page has gone.
+
+        A reload or a closed tab ends the socket between two frames: that is normal (the
+        answer goes on and the page resumes it), so it is logged at debug, not as an error.
+        The ASGI server says so with an OSError (uvicorn's ClientDisconnected).
+        """
+        try:
+            await self.send_json(payload)
+        except OSError as exc:
+            log.debug("page left while relaying %s: %r", payload.get("generation_id"), exc)
+            return False
+        return True
+
     def follow(self, generation_id: str, last_id: str) -> None:
         previous = self.relays.pop(generation_id, None)
         if previous is not None:
@@ -216,14 +230,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             async for entry_id, event in relay.follow(
                 self.redis, generation_id, last_id, on_idle=lambda: _idle_event(generation_id)
             ):
-                await self.send_json({**event, "generation_id": generation_id, "id": entry_id})
+                if not await self._send_frame({**event, "generation_id": generation_id, "id": entry_id}):
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the page is told; the answer itself goes on
             log.exception("relay of %s failed", generation_id)
             with translation.override(self.language):
-                await self.send_json({"type": "error", "code": "relay", "generation_id": generation_id,
-                                      "message": _("Connection lost — reconnecting…")})
+                await self._send_frame({"type": "error", "code": "relay", "generation_id": generation_id,
+                                        "message": _("Connection lost — reconnecting…")})
         finally:
             if self.relays.get(generation_id) is asyncio.current_task():
                 del self.relays[generation_id]
