@@ -89,6 +89,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 INSTALLED_APPS = [
+    "pawa.accounts",  # first: its createsuperuser (by email) replaces django.contrib.auth's
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -106,7 +107,6 @@ INSTALLED_APPS = [
     "pawa.generation",
     "pawa.chat",
     "pawa.api",
-    "pawa.accounts",
     "pawa.pages",
     "pawa.dashboard",
     "allauth",
