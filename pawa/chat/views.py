@@ -67,7 +67,9 @@ def chat_strings() -> dict:
 def chat_page(request, conversation_id=None):
     conversation = _own(request, conversation_id) if conversation_id else None
     models = installed_models()
+    model_name = conversation.model_name if conversation else default_model_name()
     context = {
+        "base_model": any(card.name == model_name and card.kind == "base" for card in models),
         "conversation": conversation,
         "messages_data": selectors.conversation_messages(conversation) if conversation else [],
         "conversations": selectors.conversation_summaries(user=request.user),

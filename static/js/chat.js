@@ -503,6 +503,7 @@ function showModelInfo() {
   const select = $("[data-model-select]");
   const info = $("[data-model-info]");
   const card = MODELS.find((model) => model.name === select?.value);
+  if (card) $("[data-base-note]").hidden = card.kind !== "base";
   if (!card || !info) return;
   const size = `${Math.round(card.size / 2 ** 20)} MiB`;
   info.textContent = `${card.kind === "base" ? T.base : T.instruct} · ${T.languages}: ${card.languages.join(", ")} · ` +
