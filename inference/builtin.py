@@ -24,8 +24,9 @@ PLAIN_STOP = ["\nUser:", "User:"]
 # Gemma 3 270M is a base model: it continues text. The framing is a Swahili question/answer
 # transcript: several worked examples of different kinds (numbers, words, places, animals), each
 # answered in a few words, whose answers are not those of questions people are likely to ask (a
-# single example was echoed whatever was asked). Measured with benchmarks/swahili_qa.py. Every
-# answer is one line: the stop strings end it at the line's end or where a next question begins.
+# single example was echoed whatever was asked). Measured with benchmarks/swahili_qa.py. The
+# short example answers set the length; the stop strings end an answer where the transcript
+# would go on with a next question or answer (a story may still run over several lines).
 GEMMA_BASE_EXAMPLES = [
     ("Kuku hutaga nini?", "Mayai."),
     ("Mji mkuu wa Ghana ni upi?", "Accra."),
@@ -51,7 +52,7 @@ GEMMA_BASE_TEMPLATE = (
     "{% else %}Jibu: {{ m.content }}\n\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}Jibu:{% endif %}"
 )
-GEMMA_BASE_STOP = ["\nSwali:", "Swali:", "\n"]
+GEMMA_BASE_STOP = ["\nSwali:", "Swali:", "\nJibu:", "\n\n\n"]
 
 
 def _package_dir(module: str, pip_name: str, version: str) -> Path:
