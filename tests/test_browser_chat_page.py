@@ -76,6 +76,7 @@ def test_a_streamed_answer_is_followed_with_an_inline_cursor_until_the_reader_sc
     page, login, owner, conversation, celery_worker
 ):
     long_conversation = add_turns(conversation, 5)  # a screen of history, a short prompt
+    long_conversation.model_name = "smollm2-135m-instruct"  # it writes at length
     long_conversation.max_tokens = 400
     long_conversation.save()
     page.set_viewport_size(PHONE)
