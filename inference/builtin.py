@@ -21,19 +21,38 @@ PLAIN_TEMPLATE = (
 )
 PLAIN_STOP = ["\nUser:", "User:"]
 
-# Gemma 3 270M is a base model: it continues text. This framing (a Swahili question/answer
-# transcript with one worked example) makes a continuation look like an answer, and the
-# stop strings end it where the next question would begin.
+# Gemma 3 270M is a base model: it continues text. The framing is a Swahili question/answer
+# transcript: several worked examples of different kinds (numbers, words, places, animals), each
+# answered in a few words, whose answers are not those of questions people are likely to ask (a
+# single example was echoed whatever was asked). Measured with benchmarks/swahili_qa.py. The
+# short example answers set the length; the stop strings end an answer where the transcript
+# would go on with a next question or answer (a story may still run over several lines).
+GEMMA_BASE_EXAMPLES = [
+    ("Kuku hutaga nini?", "Mayai."),
+    ("Mji mkuu wa Ghana ni upi?", "Accra."),
+    ("Tano jumlisha sita ni ngapi?", "Kumi na moja."),
+    ("Neno la Kiingereza 'chair' kwa Kiswahili ni lipi?", "Kiti."),
+    ("Rangi ya majani ya miti ni ipi?", "Kijani."),
+    ("Kinyume cha neno 'safi' ni kipi?", "Chafu."),
+    ("Mwalimu hufanya kazi wapi?", "Shuleni."),
+    ("Mwezi una wiki ngapi?", "Nne."),
+    ("Nyoka ana miguu mingapi?", "Hana miguu."),
+    ("Mkulima hulima wapi?", "Shambani."),
+    ("Mji mkuu wa Italia ni upi?", "Roma."),
+    ("Neno la Kiingereza 'tree' kwa Kiswahili ni lipi?", "Mti."),
+    ("Wingi wa neno 'kiti' ni upi?", "Viti."),
+    ("Mnyama anayetoa sufu ni yupi?", "Kondoo."),
+]
 GEMMA_BASE_TEMPLATE = (
     "{{ bos_token }}"
     "{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-    "Swali: Mji mkuu wa Kenya ni upi?\nJibu: Mji mkuu wa Kenya ni Nairobi.\n\n"
-    "{% for m in messages if m.role != 'system' %}"
+    + "".join(f"Swali: {question}\nJibu: {answer}\n\n" for question, answer in GEMMA_BASE_EXAMPLES)
+    + "{% for m in messages if m.role != 'system' %}"
     "{% if m.role == 'user' %}Swali: {{ m.content }}\n"
     "{% else %}Jibu: {{ m.content }}\n\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}Jibu:{% endif %}"
 )
-GEMMA_BASE_STOP = ["\nSwali:", "Swali:", "\n\n\n"]
+GEMMA_BASE_STOP = ["\nSwali:", "Swali:", "\nJibu:", "\n\n\n"]
 
 
 def _package_dir(module: str, pip_name: str, version: str) -> Path:

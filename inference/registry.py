@@ -8,6 +8,7 @@ end, so an interrupted install never shows up as a model.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -18,6 +19,9 @@ from pathlib import Path
 from inference import builtin
 from inference.card import CARD_FILE, ModelCard
 from inference.errors import ModelError
+
+# Card fields that frame a built-in model's prompts (not its weights): refreshed on install.
+FRAMING_FIELDS = ("chat_template", "stop", "default_system_prompt", "description", "display_name", "kind")
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 QUANTIZATIONS = ("int8", "int8_float32", "float32")
@@ -79,6 +83,23 @@ class ModelStore:
             return False
         return True
 
+    def _refresh_framing(self, card: ModelCard, source: builtin.BuiltinModel) -> ModelCard:
+        """Bring an installed built-in card's prompt framing up to date, without converting again.
+
+        A newer PAWA may change a built-in model's template, stop strings or texts; `models
+        install` (which every `make run` calls) then updates the installed card in place.
+        """
+        changed = {key: source.card[key] for key in FRAMING_FIELDS
+                   if key in source.card and getattr(card, key) != source.card[key]}
+        if changed:
+            for key, value in changed.items():
+                setattr(card, key, value)
+            folder = self.path(card.name)
+            staged = folder / f".{CARD_FILE}.tmp"
+            staged.write_text(json.dumps(card.as_dict(), indent=2, ensure_ascii=False))
+            staged.replace(folder / CARD_FILE)  # one rename: a worker starting now reads a whole card
+        return card
+
     def remove(self, name: str) -> None:
         self.get(name)
         self._discard(self.path(name))
@@ -130,7 +151,10 @@ class ModelStore:
             raise ModelError(f"Unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
 
         if self.is_installed(target_name) and not force:
-            return self.get(target_name), False
+            card = self.get(target_name)
+            if source is not None and target_name == source.name:
+                card = self._refresh_framing(card, source)
+            return card, False
 
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target_name}-", dir=self.root))
         try:

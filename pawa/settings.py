@@ -89,6 +89,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 INSTALLED_APPS = [
+    "pawa.accounts",  # first: its createsuperuser (by email) replaces django.contrib.auth's
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -106,7 +107,6 @@ INSTALLED_APPS = [
     "pawa.generation",
     "pawa.chat",
     "pawa.api",
-    "pawa.accounts",
     "pawa.pages",
     "pawa.dashboard",
     "allauth",
@@ -268,6 +268,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 LANGUAGE_CODE = "sw"
 LANGUAGES = [("sw", _("Kiswahili")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_thirdparty"]
+# Swahili date formats (Django has none for sw): "29 Novemba 2026", not "Nov. 29, 2026".
+FORMAT_MODULE_PATH = ["pawa.formats"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 USE_I18N = True
 TIME_ZONE = env("TIME_ZONE", "Africa/Dar_es_Salaam")

@@ -331,3 +331,60 @@ async def test_a_password_change_closes_every_socket_of_the_user(owner, password
         "oldpassword": password, "password1": "Mpya-Kabisa-7731", "password2": "Mpya-Kabisa-7731"})
     assert response.status_code in (200, 302)
     assert (await _closed(ws))["code"] == 4401
+
+async def test_settings_sent_with_a_message_are_applied_first(owner, real_models, idle_worker):
+    from pawa.chat import services
+
+    conversation = await database_sync_to_async(services.conversation_create)(user=owner, model_name="gemma3-270m")
+    communicator = await connect(owner)
+    await communicator.send_json_to({
+        "type": "send", "conversation_id": conversation.id, "content": "Habari?", "request_id": "r1",
+        "settings": {"system_prompt": "Jibu kwa neno moja.", "temperature": "0.2", "max_tokens": 30},
+    })
+    accepted = await communicator.receive_json_from(timeout=10)
+    assert accepted["type"] == "accepted"
+    assert accepted["settings"]["system_prompt"] == "Jibu kwa neno moja."
+    await database_sync_to_async(conversation.refresh_from_db)()
+    assert (conversation.temperature, conversation.max_tokens) == (0.2, 30)
+    await communicator.disconnect()
+
+
+async def test_bad_settings_refuse_the_message_and_save_nothing(owner, real_models, idle_worker):
+    from pawa.chat import services
+
+    conversation = await database_sync_to_async(services.conversation_create)(user=owner, model_name="gemma3-270m")
+    communicator = await connect(owner)
+    await communicator.send_json_to({
+        "type": "send", "conversation_id": conversation.id, "content": "Habari?", "request_id": "r1",
+        "settings": {"temperature": "moto"},
+    })
+    event = await communicator.receive_json_from(timeout=10)
+    assert event["type"] == "error" and event["code"] == "refused"
+    assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0
+    await communicator.disconnect()
+
+
+async def test_a_page_that_left_mid_answer_is_not_an_error(owner, caplog, monkeypatch):
+    """uvicorn raises ClientDisconnected when a frame is sent after a reload: a debug line only."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from pawa.chat.consumers import ChatConsumer
+
+    async def frames(*args, **kwargs):
+        yield "1-0", {"type": "delta", "text": "Habari"}
+        yield "2-0", {"type": "delta", "text": " yako"}
+
+    async def gone(payload):
+        raise ClientDisconnected()
+
+    monkeypatch.setattr(relay, "follow", frames)
+    consumer = ChatConsumer()
+    consumer.redis, consumer.language, consumer.relays = None, "sw", {}
+    consumer.send_json = gone
+    with caplog.at_level("DEBUG", logger="pawa.chat.consumers"):
+        consumer.follow("g1", "0-0")
+        task = consumer.relays["g1"]
+        await task
+    assert task.exception() is None
+    assert [r for r in caplog.records if r.levelno >= 30] == []
+    assert any("page left" in r.getMessage() for r in caplog.records)

@@ -226,3 +226,47 @@ def test_create_through_the_endpoint(client, owner, real_models):
     assert response.status_code == 201 and response.json()["model"] == "gemma3-270m"
     refused = client.post("/chat/api/conversations/", json.dumps({"model": "nope"}), content_type="application/json")
     assert refused.status_code == 400
+
+
+def test_editing_the_first_question_makes_a_new_automatic_title(conversation):
+    question, answer = services.message_send(conversation=conversation, content="Mji mkuu wa Ghana ni upi?")
+    finish(answer)
+    services.message_edit(message=question, content="Mto mrefu zaidi duniani ni upi?")
+    conversation.refresh_from_db()
+    assert conversation.title == "Mto mrefu zaidi duniani ni upi?"
+
+
+def test_editing_keeps_a_title_the_user_chose(conversation):
+    question, answer = services.message_send(conversation=conversation, content="Mji mkuu wa Ghana ni upi?")
+    finish(answer)
+    services.conversation_rename(conversation=conversation, title="Jiografia")
+    services.message_edit(message=question, content="Mto mrefu zaidi duniani ni upi?")
+    conversation.refresh_from_db()
+    assert conversation.title == "Jiografia"
+
+
+def test_switching_the_model_brings_its_default_system_prompt(conversation, real_models):
+    services.conversation_update_settings(conversation=conversation, model_name="gemma3-270m")
+    assert conversation.system_prompt == real_models.get("gemma3-270m").default_system_prompt
+
+
+def test_switching_the_model_keeps_a_system_prompt_the_user_wrote(conversation):
+    services.conversation_update_settings(conversation=conversation, system_prompt="Jibu kwa ufupi.")
+    services.conversation_update_settings(conversation=conversation, model_name="gemma3-270m")
+    assert conversation.system_prompt == "Jibu kwa ufupi."
+
+
+def test_the_chat_says_when_a_conversation_uses_a_base_model(client, owner, real_models):
+    client.force_login(owner)
+    base = services.conversation_create(user=owner, model_name="gemma3-270m")
+    instruct = services.conversation_create(user=owner, model_name="smollm2-135m-instruct")
+    note = 'class="base-model-note muted" data-base-note>'
+    body = client.get(f"/chat/{base.id}/").content.decode()
+    assert note in body and "/docs/models/#instruct" in body
+    assert 'data-base-note hidden>' in client.get(f"/chat/{instruct.id}/").content.decode()
+    assert 'id="instruct"' in client.get("/docs/models/").content.decode()
+
+
+def test_the_home_page_does_not_promise_more_than_small_models_give(client):
+    body = client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "often wrong" in body and "poem" not in body

@@ -45,6 +45,12 @@ def _idle_event(generation_id: str) -> dict | None:
     return generation_services.generation_idle_event(generation_id=generation_id)
 
 
+def _apply_settings(conversation, new_settings) -> None:
+    """Settings the page changed but did not save come with the message: the answer uses them."""
+    if new_settings is not None:
+        services.conversation_update_settings(conversation=conversation, **services.settings_parse(new_settings))
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -140,38 +146,49 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_send(self, content):
         question, answer, conversation = await self._send(content.get("conversation_id"), content.get("content"),
-                                                          content.get("model"))
+                                                          content.get("model"), content.get("settings"))
         await self._accepted(content, conversation, answer, question=question)
 
     @database_sync_to_async
-    def _send(self, conversation_id, text, model_name):
+    def _send(self, conversation_id, text, model_name, new_settings):
         with transaction.atomic():  # a refused first message leaves no empty conversation behind
+            services.message_validate(text)  # before anything is saved
             if conversation_id:
                 conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
             else:
                 conversation = services.conversation_create(user=self.user, model_name=model_name or None)
+            _apply_settings(conversation, new_settings)
             question, answer = services.message_send(conversation=conversation, content=text)
         conversation.refresh_from_db()
         return question.as_dict(), answer.as_dict(), conversation
 
     async def on_regenerate(self, content):
-        answer, conversation = await self._regenerate(content.get("conversation_id"))
+        answer, conversation = await self._regenerate(content.get("conversation_id"), content.get("settings"))
         await self._accepted(content, conversation, answer)
 
     @database_sync_to_async
-    def _regenerate(self, conversation_id):
-        conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
-        return services.message_regenerate(conversation=conversation).as_dict(), conversation
+    def _regenerate(self, conversation_id, new_settings):
+        with transaction.atomic():
+            conversation = selectors.conversation_get(user=self.user, conversation_id=conversation_id)
+            _apply_settings(conversation, new_settings)
+            answer = services.message_regenerate(conversation=conversation)
+        return answer.as_dict(), conversation
 
     async def on_edit(self, content):
-        question, answer, conversation = await self._edit(content.get("message_id"), content.get("content"))
+        question, answer, conversation = await self._edit(content.get("message_id"), content.get("content"),
+                                                          content.get("settings"))
         await self._accepted(content, conversation, answer, question=question)
 
     @database_sync_to_async
-    def _edit(self, message_id, text):
-        message = selectors.message_get(user=self.user, message_id=message_id)
-        question, answer = services.message_edit(message=message, content=text)
-        return question.as_dict(), answer.as_dict(), message.conversation
+    def _edit(self, message_id, text, new_settings):
+        with transaction.atomic():
+            message = selectors.message_get(user=self.user, message_id=message_id)
+            services.message_validate(text)
+            _apply_settings(message.conversation, new_settings)
+            question, answer = services.message_edit(message=message, content=text)
+        conversation = message.conversation
+        conversation.refresh_from_db()
+        return question.as_dict(), answer.as_dict(), conversation
 
     async def on_stop(self, content):
         await self._stop(content.get("generation_id"))
@@ -212,6 +229,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "type": "accepted",
             "request_id": content.get("request_id"),
             "conversation": {"id": conversation.id, "title": conversation.title, "model": conversation.model_name},
+            "settings": services.conversation_settings(conversation),
             "question": question,
             "answer": answer,
         })
@@ -224,6 +242,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # Relay --------------------------------------------------------------------------------
 
+    async def _send_frame(self, payload: dict) -> bool:
+        """Send one frame of an answer; False when the page has gone.
+
+        A reload or a closed tab ends the socket between two frames: that is normal (the
+        answer goes on and the page resumes it), so it is logged at debug, not as an error.
+        The ASGI server says so with an OSError (uvicorn's ClientDisconnected).
+        """
+        try:
+            await self.send_json(payload)
+        except OSError as exc:
+            log.debug("page left while relaying %s: %r", payload.get("generation_id"), exc)
+            return False
+        return True
+
     def follow(self, generation_id: str, last_id: str) -> None:
         previous = self.relays.pop(generation_id, None)
         if previous is not None:
@@ -235,14 +267,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             async for entry_id, event in relay.follow(
                 self.redis, generation_id, last_id, on_idle=lambda: _idle_event(generation_id)
             ):
-                await self.send_json({**event, "generation_id": generation_id, "id": entry_id})
+                if not await self._send_frame({**event, "generation_id": generation_id, "id": entry_id}):
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the page is told; the answer itself goes on
             log.exception("relay of %s failed", generation_id)
             with translation.override(self.language):
-                await self.send_json({"type": "error", "code": "relay", "generation_id": generation_id,
-                                      "message": _("Connection lost — reconnecting…")})
+                await self._send_frame({"type": "error", "code": "relay", "generation_id": generation_id,
+                                        "message": _("Connection lost — reconnecting…")})
         finally:
             if self.relays.get(generation_id) is asyncio.current_task():
                 del self.relays[generation_id]

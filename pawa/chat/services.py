@@ -83,12 +83,46 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+SETTINGS_FIELDS = ("model_name", "system_prompt", "temperature", "max_tokens")
+
+
+def conversation_settings(conversation: Conversation) -> dict:
+    """The settings an answer in this conversation is written with (the chat form shows them)."""
+    return {field: getattr(conversation, field) for field in SETTINGS_FIELDS}
+
+
+def settings_parse(data) -> dict:
+    """The settings fields of a request (the form's strings or JSON numbers), typed."""
+    if not isinstance(data, dict):
+        raise ChatError(_("Check the values you entered."))
+    fields = {key: data[key] for key in SETTINGS_FIELDS if key in data}
+    try:
+        if "model_name" in fields:
+            fields["model_name"] = str(fields["model_name"])
+        if "system_prompt" in fields:
+            fields["system_prompt"] = str(fields["system_prompt"])
+        if "temperature" in fields:
+            fields["temperature"] = float(fields["temperature"])
+        if "max_tokens" in fields:
+            fields["max_tokens"] = int(fields["max_tokens"])
+    except (TypeError, ValueError):
+        raise ChatError(_("Check the values you entered.")) from None
+    return fields
+
+
 def conversation_update_settings(
     *, conversation: Conversation, model_name: str | None = None, system_prompt: str | None = None,
     temperature: float | None = None, max_tokens: int | None = None,
 ) -> Conversation:
-    if model_name is not None:
+    if model_name is not None and model_name != conversation.model_name:
+        try:
+            old_default = model_store().get(conversation.model_name).default_system_prompt
+        except ModelNotFound:
+            old_default = ""
         conversation.model_name = _check_model(model_name)
+        # The old model's own prompt does not suit the new one; a prompt the user wrote is kept.
+        if system_prompt is None and conversation.system_prompt.strip() == (old_default or "").strip():
+            conversation.system_prompt = model_store().get(model_name).default_system_prompt
     if system_prompt is not None:
         if len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
             raise ChatError(_("The system prompt is too long (at most %(limit)d characters).") % {"limit": MAX_SYSTEM_PROMPT_CHARS})
@@ -193,6 +227,11 @@ def message_edit(*, message: Message, content: str) -> tuple[Message, Message]:
     if _active_answer(conversation) is not None:
         raise ChatError(_("An answer is still being written in this conversation. Wait for it or stop it."))
     conversation.messages.filter(id__gt=message.id).delete()
+    first = conversation.messages.filter(role=Message.Role.USER).first()
+    if first is not None and first.pk == message.pk and conversation.title == title_from(message.content):
+        # The title was made from the old question (not chosen by the user): make it again.
+        conversation.title = title_from(content)
+        conversation.save(update_fields=["title", "updated_at"])
     message.content = content
     message.save(update_fields=["content"])
     return message, _start_answer(conversation)

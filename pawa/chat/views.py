@@ -52,12 +52,13 @@ def chat_strings() -> dict:
         "failed": _("The answer could not be written."),
         "tokens": _("Tokens"), "ttft": _("Time to first token"), "tps": _("Tokens per second"),
         "details": _("Details"), "untitled": _("New conversation"),
-        "rename_prompt": _("New title for this conversation:"),
-        "delete_confirm": _("Delete this conversation? This cannot be undone."),
         "instruct": _("instruction-tuned"), "base": _("base model (continues text)"),
         "languages": _("Languages"), "size": _("Size"), "context": _("Context length"),
         "saved": _("Saved"), "you": _("You"), "assistant": _("PAWA"), "prompt_tokens": _("prompt"),
         "completion_tokens": _("answer"), "seconds": _("s"), "no_results": _("No conversations found."),
+        "too_long": _("The message is too long: %(length)s characters, at most %(limit)s. Shorten it and send "
+                      "again."),
+        "counter": _("%(length)s of %(limit)s characters"),
     }
 
 
@@ -65,7 +66,9 @@ def chat_strings() -> dict:
 def chat_page(request, conversation_id=None):
     conversation = _own(request, conversation_id) if conversation_id else None
     models = installed_models()
+    model_name = conversation.model_name if conversation else default_model_name()
     context = {
+        "base_model": any(card.name == model_name and card.kind == "base" for card in models),
         "conversation": conversation,
         "messages_data": selectors.conversation_messages(conversation) if conversation else [],
         "conversations": selectors.conversation_summaries(user=request.user),
@@ -76,6 +79,7 @@ def chat_page(request, conversation_id=None):
              "description": c.description, "default_system_prompt": c.default_system_prompt}
             for c in models
         ],
+        "conversation_settings": services.conversation_settings(conversation) if conversation else None,
         "default_model": default_model_name(),
         "strings": chat_strings(),
         "max_message_chars": settings.PAWA_MAX_MESSAGE_CHARS,
@@ -102,6 +106,7 @@ def _conversation_data(conversation: Conversation) -> dict:
         "id": conversation.id, "title": conversation.title, "model": conversation.model_name,
         "system_prompt": conversation.system_prompt, "temperature": conversation.temperature,
         "max_tokens": conversation.max_tokens, "messages": selectors.conversation_messages(conversation),
+        "settings": services.conversation_settings(conversation),
     }
 
 
@@ -118,17 +123,9 @@ def conversation_detail(request, conversation_id):
         data = _json_body(request)
         if "title" in data:
             services.conversation_rename(conversation=conversation, title=str(data["title"]))
-        settings_fields = {k: data[k] for k in ("model_name", "system_prompt", "temperature", "max_tokens") if k in data}
+        settings_fields = services.settings_parse(data)
         if settings_fields:
-            if "temperature" in settings_fields:
-                settings_fields["temperature"] = float(settings_fields["temperature"])
-            if "max_tokens" in settings_fields:
-                settings_fields["max_tokens"] = int(settings_fields["max_tokens"])
-            if "system_prompt" in settings_fields:
-                settings_fields["system_prompt"] = str(settings_fields["system_prompt"])
             services.conversation_update_settings(conversation=conversation, **settings_fields)
-    except (ValueError, TypeError):
-        return _error(_("Check the values you entered."))
     except services.ChatError as exc:
         return _error(str(exc))
     return JsonResponse(_conversation_data(conversation))

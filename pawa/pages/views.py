@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -44,6 +45,9 @@ def demo(request):
     """The "Try it" link: the chat, after signing in."""
     if request.user.is_authenticated:
         return redirect("chat:index")
+    # Say why the visitor lands on the login page instead of the chat.
+    messages.info(request, _("Log in to try PAWA: the chat keeps your conversations in your own account. "
+                             "No account yet? Sign up, it takes a minute."))
     return redirect(f"{reverse('account_login')}?next={reverse('chat:index')}")
 
 

@@ -15,6 +15,9 @@ const input = $("[data-input]");
 const sendButton = $("[data-send]");
 const stopButton = $("[data-stop]");
 const lang = document.documentElement.lang || "sw";
+const settingsForm = $("[data-settings]");
+const counter = $("[data-counter]");
+const maxChars = Number(root.dataset.maxChars) || 0;
 
 let conversationId = root.dataset.conversationId || null;
 let socket = null;
@@ -23,6 +26,9 @@ let requestCounter = 0;
 const pending = new Map(); // request_id -> callback for "accepted"
 const outbox = []; // requests written before the socket was open
 const active = new Map(); // generation_id -> {lastId, text, el, message}
+let followStream = true; // false once the reader scrolls up, true again at the bottom
+let savedSettings = null; // the settings as the server has them; the form may differ
+let sentText = null; // the message on its way: the box keeps it until the server takes it
 
 marked.setOptions({ gfm: true, breaks: true });
 
@@ -159,14 +165,31 @@ function refreshRegenerate() {
   for (const button of messagesEl.querySelectorAll(".regenerate")) button.remove();
   const last = messagesEl.querySelector(".message:last-of-type");
   if (last && last.classList.contains("assistant") && !active.has(last.dataset.generationId)) {
-    const button = actionButton(T.regenerate, () => send({ type: "regenerate", conversation_id: conversationId }));
+    const button = actionButton(T.regenerate, () => send(withSettings({ type: "regenerate", conversation_id: conversationId })));
     button.classList.add("regenerate");
     $(".message-actions", last).prepend(button);
   }
 }
 
-function scrollToEnd() {
-  messagesEl.scrollTop = messagesEl.scrollHeight;
+function scrollToEnd(force = false) {
+  if (force) followStream = true;
+  if (followStream) messagesEl.scrollTop = messagesEl.scrollHeight;
+}
+
+// The cursor of an answer being written sits at the end of its last line of text.
+const INLINE_END = ["BR", "HR", "IMG", "TABLE", "UL", "OL", "BLOCKQUOTE"];
+
+function placeCursor(body) {
+  let target = body;
+  while (target.lastElementChild && !INLINE_END.includes(target.lastElementChild.tagName) &&
+         !target.lastElementChild.classList.contains("copy-code")) {
+    target = target.lastElementChild;
+  }
+  if (["UL", "OL"].includes(target.lastElementChild?.tagName)) target = target.lastElementChild.lastElementChild || target;
+  const cursor = document.createElement("span");
+  cursor.className = "stream-cursor";
+  cursor.setAttribute("aria-hidden", "true");
+  target.append(cursor);
 }
 
 function setBusy(busy) {
@@ -182,6 +205,7 @@ function follow(message, el, lastId = "0-0", remote = false) {
   setBusy(true);
   if (lastId === "0-0") renderMarkdown($(".body", el), "");
   el.classList.add("streaming");
+  placeCursor($(".body", el));
   if (remote) send({ type: "resume", generation_id: message.generation_id, last_id: "0-0" });
 }
 
@@ -191,6 +215,7 @@ function paint(state) {
   state.frame = requestAnimationFrame(() => {
     state.frame = 0;
     renderMarkdown($(".body", state.el), state.text);
+    if (state.el.classList.contains("streaming")) placeCursor($(".body", state.el));
     state.message.content = state.text;
     scrollToEnd();
   });
@@ -228,6 +253,7 @@ function onEvent(event) {
   if (event.type === "error" && !event.generation_id) {
     pending.delete(event.request_id);
     statusEl.textContent = event.message;
+    sentText = null; // refused: the text stays in the box to be shortened or sent again
     setBusy(active.size > 0);
     return;
   }
@@ -291,6 +317,16 @@ function send(payload, onAccepted) {
 }
 
 function accepted(event) {
+  if (sentText !== null && input.value.trim() === sentText) {
+    input.value = "";
+    updateCounter();
+  }
+  sentText = null;
+  if (event.settings) {
+    const applied = settingsChanged();
+    savedSettings = event.settings;
+    if (applied && !settingsChanged()) $("[data-settings-status]").textContent = T.saved;
+  }
   if (!conversationId) {
     conversationId = String(event.conversation.id);
     root.dataset.conversationId = conversationId;
@@ -320,7 +356,7 @@ function accepted(event) {
   messagesEl.append(answer);
   follow(event.answer, answer);
   refreshRegenerate();
-  scrollToEnd();
+  scrollToEnd(true);
 }
 
 async function reloadMessages() {
@@ -340,13 +376,48 @@ async function reloadMessages() {
 
 function submit() {
   const content = input.value.trim();
-  if (!content || active.size) return;
-  const payload = { type: "send", content, conversation_id: conversationId };
-  if (!conversationId) payload.model = $("[data-model-select]")?.value;
-  if (send(payload)) {
-    input.value = "";
-    setBusy(true);
+  if (!content || active.size || sentText !== null) return;
+  if (maxChars && content.length > maxChars) {
+    statusEl.textContent = T.too_long.replace("%(length)s", content.length).replace("%(limit)s", maxChars);
+    return;
   }
+  const payload = withSettings({ type: "send", content, conversation_id: conversationId });
+  if (!conversationId) payload.model = $("[data-model-select]")?.value;
+  sentText = content;
+  statusEl.textContent = "";
+  send(payload);
+  setBusy(true);
+}
+
+// The settings form as the next answer should use them.
+function formSettings() {
+  return {
+    model_name: settingsForm.model_name.value,
+    system_prompt: settingsForm.system_prompt.value.trim(),
+    temperature: Number(settingsForm.temperature.value),
+    max_tokens: Number(settingsForm.max_tokens.value),
+  };
+}
+
+function settingsChanged() {
+  const current = formSettings();
+  return !savedSettings || Object.keys(current).some((key) => current[key] !== savedSettings[key]);
+}
+
+// Settings changed in the form but not saved go with the message: the answer uses what the form shows.
+function withSettings(payload) {
+  if (settingsChanged()) payload.settings = formSettings();
+  return payload;
+}
+
+function updateCounter() {
+  if (!maxChars || !counter) return;
+  const length = input.value.trim().length;
+  const near = length >= maxChars * 0.8;
+  counter.hidden = !near;
+  counter.classList.toggle("over", length > maxChars);
+  input.setAttribute("aria-invalid", String(length > maxChars));
+  if (near) counter.textContent = T.counter.replace("%(length)s", length).replace("%(limit)s", maxChars);
 }
 
 function startEdit(el) {
@@ -364,7 +435,7 @@ function startEdit(el) {
   form.append(area, save, cancel);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    if (send({ type: "edit", message_id: el._message.id, content: area.value })) form.remove();
+    if (send(withSettings({ type: "edit", message_id: el._message.id, content: area.value }))) form.remove();
   });
   $(".body", el).after(form);
   area.focus();
@@ -432,6 +503,7 @@ function showModelInfo() {
   const select = $("[data-model-select]");
   const info = $("[data-model-info]");
   const card = MODELS.find((model) => model.name === select?.value);
+  if (card) $("[data-base-note]").hidden = card.kind !== "base";
   if (!card || !info) return;
   const size = `${Math.round(card.size / 2 ** 20)} MiB`;
   info.textContent = `${card.kind === "base" ? T.base : T.instruct} · ${T.languages}: ${card.languages.join(", ")} · ` +
@@ -446,10 +518,15 @@ function setupSettings() {
     toggle.setAttribute("aria-expanded", String(!form.hidden));
     if (!form.hidden) showModelInfo();
   });
+  let previousModel = $("[data-model-select]")?.value;
   $("[data-model-select]")?.addEventListener("change", () => {
     showModelInfo();
     const card = MODELS.find((model) => model.name === $("[data-model-select]").value);
-    if (card && !conversationId) form.system_prompt.value = card.default_system_prompt || "";
+    const previous = MODELS.find((model) => model.name === previousModel);
+    previousModel = card?.name;
+    // The old model's own prompt gives way to the new model's; a prompt the user wrote stays.
+    const untouched = form.system_prompt.value.trim() === (previous?.default_system_prompt || "").trim();
+    if (card && (untouched || !form.system_prompt.value.trim())) form.system_prompt.value = card.default_system_prompt || "";
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -463,15 +540,66 @@ function setupSettings() {
         for (const el of document.querySelectorAll("[data-rename], [data-delete]")) el.hidden = false;
         addToSidebar(created);
       }
-      await api("PATCH", `/chat/api/conversations/${conversationId}/`, {
-        model_name: form.model_name.value,
-        system_prompt: form.system_prompt.value,
-        temperature: form.temperature.value,
-        max_tokens: form.max_tokens.value,
-      });
+      const updated = await api("PATCH", `/chat/api/conversations/${conversationId}/`, formSettings());
+      savedSettings = updated.settings;
       status.textContent = T.saved;
     } catch (error) {
       status.textContent = error.message;
+    }
+  });
+}
+
+function setupDialogs() {
+  const renameDialog = $("[data-rename-dialog]");
+  const renameInput = $("[data-rename-input]");
+  const deleteDialog = $("[data-delete-dialog]");
+  for (const button of document.querySelectorAll("[data-dialog-cancel]")) {
+    button.addEventListener("click", () => button.closest("dialog").close("cancel"));
+  }
+  $("[data-rename]").addEventListener("click", () => {
+    // An automatic title ends in "…" where it was cut: that mark is not part of the name.
+    renameInput.value = $("[data-title]").textContent.replace(/…$/, "").trim();
+    renameDialog.returnValue = "";
+    renameDialog.showModal();
+    renameInput.select();
+  });
+  renameDialog.addEventListener("close", async () => {
+    const title = renameInput.value.trim();
+    if (renameDialog.returnValue !== "save" || !title) return;
+    try {
+      const updated = await api("PATCH", `/chat/api/conversations/${conversationId}/`, { title });
+      $("[data-title]").textContent = updated.title;
+      document.title = `${updated.title} · PAWA`;
+      addToSidebar(updated);
+    } catch (error) {
+      statusEl.textContent = error.message;
+    }
+  });
+  $("[data-delete]").addEventListener("click", () => {
+    deleteDialog.returnValue = "";
+    deleteDialog.showModal();
+  });
+  deleteDialog.addEventListener("close", async () => {
+    if (deleteDialog.returnValue !== "delete") return;
+    await api("DELETE", `/chat/api/conversations/${conversationId}/`);
+    location.href = "/chat/";
+  });
+}
+
+function setupSidebar() {
+  const sidebar = $("[data-sidebar]");
+  const toggle = $("[data-sidebar-toggle]");
+  toggle.addEventListener("click", () => {
+    const open = !sidebar.classList.contains("open");
+    sidebar.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) $("[data-search]").focus();
+  });
+  sidebar.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && sidebar.classList.contains("open")) {
+      sidebar.classList.remove("open");
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.focus();
     }
   });
 }
@@ -497,24 +625,14 @@ function setup() {
   });
   stopButton.addEventListener("click", () => {
     for (const generationId of active.keys()) send({ type: "stop", generation_id: generationId });
+    input.focus(); // the Stop button disappears: keep the keyboard where the next message is written
+  });
+  input.addEventListener("input", updateCounter);
+  messagesEl.addEventListener("scroll", () => {
+    followStream = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 40;
   });
   $("[data-new-chat]").addEventListener("click", () => (location.href = "/chat/"));
-  $("[data-rename]").addEventListener("click", async () => {
-    const title = prompt(T.rename_prompt, $("[data-title]").textContent);
-    if (!title) return;
-    try {
-      const updated = await api("PATCH", `/chat/api/conversations/${conversationId}/`, { title });
-      $("[data-title]").textContent = updated.title;
-      addToSidebar(updated);
-    } catch (error) {
-      statusEl.textContent = error.message;
-    }
-  });
-  $("[data-delete]").addEventListener("click", async () => {
-    if (!confirm(T.delete_confirm)) return;
-    await api("DELETE", `/chat/api/conversations/${conversationId}/`);
-    location.href = "/chat/";
-  });
+  setupDialogs();
   let searchTimer = 0;
   $("[data-search]").addEventListener("input", (event) => {
     clearTimeout(searchTimer);
@@ -524,9 +642,12 @@ function setup() {
     }, 250);
   });
   setupSettings();
+  setupSidebar();
   if (!conversationId) {
     const card = MODELS.find((model) => model.name === $("[data-model-select]")?.value);
-    if (card) $("[data-settings]").system_prompt.value = card.default_system_prompt || "";
+    if (card) settingsForm.system_prompt.value = card.default_system_prompt || "";
+  } else {
+    savedSettings = data("chat-conversation");
   }
   connect();
   input.focus();

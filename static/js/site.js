@@ -48,3 +48,41 @@ function setupCopyButtons() {
 }
 
 setupCopyButtons();
+
+// A form with data-confirm asks in the page before it is sent (revoking a key, deleting).
+function setupConfirmForms() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.confirmed) return;
+      event.preventDefault();
+      const dialog = document.createElement("dialog");
+      dialog.className = "confirm-dialog card";
+      const question = document.createElement("p");
+      question.textContent = form.dataset.confirm;
+      const actions = document.createElement("p");
+      actions.className = "form-actions";
+      const yes = document.createElement("button");
+      yes.type = "button";
+      yes.className = "button danger-button";
+      yes.textContent = form.dataset.confirmYes;
+      const no = document.createElement("button");
+      no.type = "button";
+      no.className = "secondary-button";
+      no.textContent = form.dataset.confirmNo;
+      actions.append(yes, no);
+      dialog.append(question, actions);
+      document.body.append(dialog);
+      yes.addEventListener("click", () => {
+        form.dataset.confirmed = "1";
+        dialog.close();
+        form.requestSubmit();
+      });
+      no.addEventListener("click", () => dialog.close());
+      dialog.addEventListener("close", () => dialog.remove());
+      dialog.showModal();
+      no.focus();
+    });
+  }
+}
+
+setupConfirmForms();
