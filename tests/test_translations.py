@@ -70,5 +70,6 @@ def test_every_string_in_the_code_is_in_the_catalog(tmp_path):
     subprocess.run([sys.executable, "manage.py", "makemessages", "-l", "sw", "--no-location", "-i", "static/vendor/*"],
                    cwd=tmp_path, check=True, capture_output=True, env=env)
     fresh = po_entries(tmp_path / "locale/sw/LC_MESSAGES/django.po")
-    missing = [msgid for msgid, msgstr in fresh.items() if not msgstr]
+    thirdparty = po_entries(CATALOGS[1] / "django.po")  # allauth's and Django's own strings
+    missing = [msgid for msgid, msgstr in fresh.items() if not msgstr and not thirdparty.get(msgid)]
     assert missing == []

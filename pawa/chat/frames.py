@@ -4,7 +4,8 @@ A frame is a JSON object with a `type` and the fields below; `request_id` (strin
 is optional on every frame and comes back on the answer. Ids of conversations and messages are
 integers (a string of digits is accepted); generation ids are strings.
 
-    send        content: str, conversation_id: id | null, model: str | null
+    send        content: str, conversation_id: id | null, model: str | null,
+                settings: object | null (system_prompt, temperature, max_tokens to save first)
     stop        generation_id: str
     resume      generation_id: str, last_id: str | null
     regenerate  conversation_id: id
@@ -22,9 +23,10 @@ from django.utils.translation import gettext as _
 
 from pawa.chat.services import ChatError
 
-ID, STR, OPTIONAL = "id", "str", "?"
+ID, STR, OBJECT, OPTIONAL = "id", "str", "object", "?"
 FRAMES: dict[str, dict[str, str]] = {
-    "send": {"content": STR, "conversation_id": ID + OPTIONAL, "model": STR + OPTIONAL},
+    "send": {"content": STR, "conversation_id": ID + OPTIONAL, "model": STR + OPTIONAL,
+             "settings": OBJECT + OPTIONAL},
     "stop": {"generation_id": STR},
     "resume": {"generation_id": STR, "last_id": STR + OPTIONAL},
     "regenerate": {"conversation_id": ID},
@@ -57,6 +59,9 @@ def parse_frame(content) -> tuple[str, dict]:
             if isinstance(value, str) and value.isdigit():
                 value = int(value)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+                raise _bad(name)
+        elif spec.startswith(OBJECT):
+            if not isinstance(value, dict):
                 raise _bad(name)
         elif not isinstance(value, str):
             raise _bad(name)
