@@ -77,9 +77,11 @@ def test_an_oversized_body_is_refused(client, auth):
     assert "error" in response.json()
 
 
-def test_the_last_message_must_be_from_the_user(client, auth, real_models):
+def test_an_empty_last_user_message_is_refused(client, auth, real_models):
+    # A final assistant message is continued (tests/test_api_params.py); an empty question is not a question.
     response = post(client, auth, {"model": "smollm2-135m-instruct",
-                                   "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+                                   "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                                                {"role": "user", "content": "  "}]})
     assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
 
 

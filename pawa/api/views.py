@@ -7,8 +7,10 @@ import time
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import translation
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -18,12 +20,13 @@ from inference import relay
 from inference.registry import ModelNotFound
 from pawa.api import limits
 from pawa.api.auth import ApiKeyAuthentication
-from pawa.api.errors import ApiError, error_body, exception_handler
+from pawa.api.errors import ApiError, error_body, exception_handler, invalid_request
 from pawa.api.models import ApiUsage
 from pawa.api.serializers import ChatCompletionInput, CompletionInput
 from pawa.generation import services as generation_services
 from pawa.generation.admission import Admission, GenerationRefused, generation_admit
 from pawa.generation.models import Generation
+from pawa.generation.prompts import prompt_builder
 from pawa.generation.redis import async_client
 from pawa.llm.store import installed_models, model_store
 
@@ -66,6 +69,15 @@ class ApiView(APIView):
     def get_exception_handler(self):
         return exception_handler
 
+    def initialize_request(self, request, *args, **kwargs):
+        request.processing_started = time.perf_counter()
+        _read_chunked_body(request)
+        # API clients read English unless they ask for Swahili: the site's default language
+        # (and its cookie) is for people, not programs.
+        translation.activate(_api_language(request.META.get("HTTP_ACCEPT_LANGUAGE", "")))
+        request.LANGUAGE_CODE = translation.get_language()
+        return super().initialize_request(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authenticates: 401 before anything counts
         request.ratelimit_headers = limits.check_and_count_request(request.auth, request.user)
@@ -74,7 +86,39 @@ class ApiView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         for name, value in getattr(request, "ratelimit_headers", {}).items():
             response.setdefault(name, value)
+        # Time to the response head (for a stream: to its first byte), as OpenAI reports it.
+        started = getattr(request, "processing_started", None) or getattr(request._request, "processing_started",
+                                                                           None)
+        if started is not None:
+            response.setdefault("openai-processing-ms", str(round((time.perf_counter() - started) * 1000)))
+        response.setdefault("Content-Language", translation.get_language() or "en")
         return response
+
+
+def _api_language(accept_language: str) -> str:
+    """"sw" when the header's most wanted language is Swahili ("sw-TZ,en;q=0.8"), else "en"."""
+    ranked = []
+    for index, item in enumerate(accept_language.split(",")):
+        name, _, quality = item.strip().partition(";q=")
+        try:
+            ranked.append((-float(quality or 1), index, name.strip()))
+        except ValueError:
+            continue
+    ranked.sort()
+    return "sw" if ranked and ranked[0][2].lower().split("-")[0] == "sw" else "en"
+
+
+def _read_chunked_body(request) -> None:
+    """A body sent with Transfer-Encoding: chunked has no Content-Length, and DRF reads such a
+    body as empty. The ASGI server has already received it whole: give it its length."""
+    if request.META.get("CONTENT_LENGTH") or "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    body = request.body
+    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        from django.core.exceptions import RequestDataTooBig
+
+        raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+    request.META["CONTENT_LENGTH"] = str(len(body))
 
 
 class ModelList(ApiView):
@@ -101,6 +145,20 @@ def _model_not_found(model: str) -> ApiError:
                     param="model", code="model_not_found")
 
 
+def _check_logit_bias(data: dict) -> None:
+    """logit_bias names token ids of the model's vocabulary."""
+    if not data.get("logit_bias"):
+        return
+    try:
+        size = prompt_builder(data["model"]).tokenizer.get_vocab_size(with_added_tokens=True)
+    except ModelNotFound:
+        return  # the admission answers model_not_found
+    outside = sorted(t for t in data["logit_bias"] if t >= size)
+    if outside:
+        raise invalid_request(f"logit_bias names token {outside[0]}, but this model's vocabulary has token ids "
+                              f"0 to {size - 1}.", param="logit_bias")
+
+
 def _sse(payload) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     return f"data: {data}\n\n"
@@ -123,12 +181,12 @@ UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout", "queue_unavailable")
 
 
 def refusal_error(refused: GenerationRefused) -> ApiError:
-    """A refused admission in OpenAI's envelope; messages are English for API clients."""
+    """A refused admission in OpenAI's envelope, in the request's language (English unless the
+    client asked for Swahili)."""
     status = REFUSAL_STATUS.get(refused.code, 400)
-    with translation.override("en"):
-        message = str(refused)
+    message = str(refused)
     if refused.code == "model_not_found":
-        message += " GET /v1/models lists the installed models."
+        message += " " + str(_("GET /v1/models lists the installed models."))
     error_type = {429: "requests", 503: "server_error"}.get(status, "invalid_request_error")
     code = None if refused.code in ("invalid_parameter", "model_error") else refused.code
     headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
@@ -154,11 +212,11 @@ class GenerationView(ApiView):
             await sync_to_async(_record)(api_key, user, None, self.endpoint, data.get("model", ""), exc.status_code,
                                          started, bool(data.get("stream")))
             raise
-        context = {"generation": admission.generation, "api_key": api_key, "user": user, "started": started,
+        include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+        context = {"include_usage": include_usage, "generation": admission.generation, "api_key": api_key, "user": user, "started": started,
                    "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
                    "prompt_tokens": admission.prompt_tokens}
         if data.get("stream"):
-            include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
@@ -170,6 +228,7 @@ class GenerationView(ApiView):
         """Admit through the one gate chat and API share (sync, in a thread)."""
         data = body.validated_data
         params = {**body.sampling(), "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
+        _check_logit_bias(data)
         try:
             return generation_admit(
                 user=user, model_name=data["model"], kind=self.kind, source=Generation.Source.API,
@@ -256,6 +315,11 @@ class GenerationView(ApiView):
         raise NotImplementedError
 
 
+def _null_usage(context) -> dict:
+    """With stream_options.include_usage every chunk but the last says usage: null (OpenAI's shape)."""
+    return {"usage": None} if context.get("include_usage") else {}
+
+
 def _queued_comment(event: dict) -> str:
     """An SSE comment (clients ignore it) while the generation waits: position and estimated wait."""
     wait = event.get("wait_seconds")
@@ -290,6 +354,18 @@ def _finish_usage(context, status_code: int, streamed: bool) -> None:
     limits.count_tokens(context["api_key"], context["user"], prompt_tokens + completion_tokens)
 
 
+def with_schema_instruction(messages: list[dict], schema: dict | None) -> list[dict]:
+    """A guided answer is valid JSON whatever the model wants to say; telling the model the
+    schema as well makes it say something sensible. The instruction joins the system message."""
+    if schema is None:
+        return messages
+    instruction = ("Answer with one JSON value and nothing else. It must follow this JSON schema: "
+                   + json.dumps(schema, ensure_ascii=False))
+    if messages[0]["role"] == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
+
+
 class ChatCompletions(GenerationView):
     input_class = ChatCompletionInput
     kind = Generation.Kind.CHAT
@@ -307,7 +383,7 @@ class ChatCompletions(GenerationView):
         return await super().post(request)
 
     def prompt(self, data):
-        return data["messages"]
+        return with_schema_instruction(data["messages"], data.get("response_format"))
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"chatcmpl-{context['generation'].id.hex}",
@@ -317,7 +393,8 @@ class ChatCompletions(GenerationView):
     def chunk(self, context, text, finish_reason, first=False):
         delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text is not None else {})
         return {**self._base(context, chunk=True),
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+                **_null_usage(context)}
 
     def completion(self, context, generation):
         return {**self._base(context, chunk=False),
@@ -350,7 +427,8 @@ class Completions(GenerationView):
 
     def chunk(self, context, text, finish_reason, first=False):
         return {**self._base(context, chunk=True),
-                "choices": [{"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}]}
+                "choices": [{"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}],
+                **_null_usage(context)}
 
     def completion(self, context, generation):
         return {**self._base(context, chunk=False),
