@@ -58,13 +58,37 @@ class Guide:
         if not isinstance(schema, dict):
             raise InvalidParameter("The JSON schema must be an object", param="response_format")
         try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_OPTIONS)
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(
+                json.dumps(bounded_strings(schema)), defaults=JSON_OPTIONS)
         except ValueError as exc:
             raise InvalidParameter(f"The JSON schema is not valid: {exc}", param="response_format") from None
         is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
         if is_error:
             raise InvalidParameter(f"The JSON schema cannot be used: {messages[0]}", param="response_format")
         return cls(grammar=grammar, schema=schema)
+
+
+# A small model asked for a string it cannot fill well writes prose into it and never closes
+# it. Strings the schema leaves unbounded get this many characters at most: the answer still
+# validates against the client's schema (a shorter string is as valid), and a client that
+# wants longer strings says so with maxLength.
+MAX_STRING_LENGTH = 256
+
+
+def bounded_strings(schema, limit: int = MAX_STRING_LENGTH):
+    """`schema` with maxLength `limit` on every plain string that has no length, enum, const,
+    pattern or format of its own (sub-schemas included)."""
+    if isinstance(schema, list):
+        return [bounded_strings(item, limit) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: bounded_strings(value, limit) if key not in ("enum", "const", "default", "examples") else value
+               for key, value in schema.items()}
+    types = schema.get("type")
+    is_string = types == "string" or (isinstance(types, list) and "string" in types)
+    if is_string and not {"maxLength", "enum", "const", "pattern", "format"} & set(schema):
+        bounded["maxLength"] = limit
+    return bounded
 
 
 _tokenizers: dict[str, llguidance.LLTokenizer] = {}
@@ -114,6 +138,11 @@ def guided_decode(
     eos_ids = set(tokenizer.eos_tokens)
     temperature = options.get("sampling_temperature", 1.0) if options.get("sampling_topk", 1) != 1 else 0.0
 
+    # Every round starts again from the prompt: CTranslate2 keeps the prompt's state between
+    # rounds when it is passed as a static prompt, so a round only reads the answer so far.
+    cached = {"static_prompt": prompt[:-1]} if len(prompt) > 1 else {}
+    prefix = prompt[-1:] if cached else prompt
+
     def take(token_id: int) -> None:
         if token_id not in eos_ids:
             answer.append(token_id)
@@ -149,8 +178,8 @@ def guided_decode(
 
         stats.rounds += 1
         generator.generate_batch(
-            [prompt + [id_to_token(t) for t in answer]], max_length=max_tokens - len(answer), beam_size=1,
-            include_prompt_in_result=False, callback=on_step, **options,
+            [prefix + [id_to_token(t) for t in answer]], max_length=max_tokens - len(answer), beam_size=1,
+            include_prompt_in_result=False, callback=on_step, **cached, **options,
         )
         if not refused and not matcher.is_stopped() and len(answer) < max_tokens and not should_stop():
             refused.append(-1)  # ended without a token the grammar took: choose the next one here
@@ -158,8 +187,8 @@ def guided_decode(
             continue
         # 3. The best token the grammar allows at this position.
         result = generator.generate_batch(
-            [prompt + [id_to_token(t) for t in answer]], max_length=1, beam_size=1, include_prompt_in_result=False,
-            return_logits_vocab=True, **{k: v for k, v in options.items() if k != "end_token"}, end_token=[],
+            [prefix + [id_to_token(t) for t in answer]], max_length=1, beam_size=1, include_prompt_in_result=False,
+            return_logits_vocab=True, **cached, **{k: v for k, v in options.items() if k != "end_token"}, end_token=[],
         )
         scores = np.array(result[0].logits[0], dtype=np.float32).reshape(1, -1)
         allowed = np.zeros(scores.shape[1], dtype=bool)
