@@ -1,5 +1,8 @@
 """Request bodies of the OpenAI-compatible endpoints. Unknown fields and explicit nulls are accepted."""
 
+import json
+import re
+
 from rest_framework import serializers
 
 from inference.errors import InvalidParameter
@@ -23,6 +26,8 @@ class ChatMessage(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
     content = serializers.JSONField(allow_null=True, required=False)
     name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    tool_calls = serializers.JSONField(required=False, allow_null=True)
+    tool_call_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
     def validate(self, attrs):
         content = attrs.get("content")
@@ -40,9 +45,29 @@ class ChatMessage(serializers.Serializer):
         else:
             raise serializers.ValidationError({"content": "content must be a string or a list of text parts."})
         role = {"developer": "system"}.get(attrs["role"], attrs["role"])
+        message = {"role": role, "content": text}
+        if role == "assistant" and attrs.get("tool_calls"):
+            message["tool_calls"] = _tool_calls(attrs["tool_calls"])
         if role == "tool":
-            raise serializers.ValidationError({"role": "Tool messages are not supported."})
-        return {"role": role, "content": text}
+            message["tool_call_id"] = attrs.get("tool_call_id") or ""
+        return message
+
+
+def _tool_calls(calls) -> list[dict]:
+    """An assistant message's tool calls as [{"id", "name", "arguments"}] (arguments: JSON text)."""
+    if not isinstance(calls, list):
+        raise serializers.ValidationError({"tool_calls": "tool_calls must be a list."})
+    normalized = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise serializers.ValidationError({"tool_calls": "Each tool call needs function.name and "
+                                                             "function.arguments."})
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
+        normalized.append({"id": str(call.get("id") or ""), "name": function["name"], "arguments": arguments})
+    return normalized
 
 
 class SamplingInput(serializers.Serializer):
@@ -124,6 +149,53 @@ class ChatCompletionInput(SamplingInput):
     logprobs = serializers.BooleanField(required=False, allow_null=True)
     top_logprobs = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=20)
     response_format = serializers.JSONField(required=False, allow_null=True)
+    tools = serializers.JSONField(required=False, allow_null=True)
+    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    parallel_tool_calls = serializers.BooleanField(required=False, allow_null=True)
+
+    def validate_tools(self, value):
+        """[{"name", "description", "parameters"}] from OpenAI's function tools; each parameters
+        schema must be one the guidance can follow."""
+        if not value:
+            return []
+        if not isinstance(value, list):
+            raise serializers.ValidationError("tools must be a list of function tools.")
+        tools = []
+        for index, tool in enumerate(value):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+                raise serializers.ValidationError(f"tools[{index}]: only {{\"type\": \"function\", \"function\": "
+                                                  f"{{…}}}} tools are supported.")
+            name = function.get("name")
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+                raise serializers.ValidationError(f"tools[{index}]: function.name must be 1 to 64 letters, digits, "
+                                                  f"underscores or dashes.")
+            parameters = function.get("parameters") or {"type": "object", "properties": {}}
+            try:
+                Guide.json_schema(parameters)
+            except InvalidParameter as exc:
+                raise serializers.ValidationError(f"tools[{index}] ({name}): {exc}") from None
+            tools.append({"name": name, "description": str(function.get("description") or ""),
+                          "parameters": parameters})
+        if len({tool["name"] for tool in tools}) != len(tools):
+            raise serializers.ValidationError("Two tools have the same name.")
+        return tools
+
+    @staticmethod
+    def _forced_tool(data: dict) -> dict | None:
+        """The forced tool call: {"name": a function, or None when the model picks one of
+        several, "schema": what the answer must follow}; None when the model answers freely."""
+        choice, tools = data.get("tool_choice_resolved"), data.get("tools") or []
+        if choice == "required":
+            if len(tools) == 1:
+                return {"name": tools[0]["name"], "schema": tools[0]["parameters"]}
+            return {"name": None, "schema": {"anyOf": [
+                {"type": "object", "properties": {"name": {"const": tool["name"]}, "arguments": tool["parameters"]},
+                 "required": ["name", "arguments"], "additionalProperties": False} for tool in tools]}}
+        if isinstance(choice, dict):
+            tool = next(tool for tool in tools if tool["name"] == choice["name"])
+            return {"name": tool["name"], "schema": tool["parameters"]}
+        return None
 
     def validate_response_format(self, value):
         """The JSON schema the answer must follow ({"type": "object"} for json_object), or None
@@ -150,15 +222,41 @@ class ChatCompletionInput(SamplingInput):
             raise serializers.ValidationError(str(exc)) from None
 
     def sampling(self) -> dict:
-        return {**super().sampling(), "json_schema": self.validated_data.get("response_format")}
+        forced = self.validated_data.get("forced_tool")
+        schema = forced["schema"] if forced else self.validated_data.get("response_format")
+        return {**super().sampling(), "json_schema": schema}
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        attrs["tool_choice_resolved"] = self._tool_choice(attrs)
+        attrs["forced_tool"] = self._forced_tool(attrs)
         if attrs.get("logprobs"):
             raise serializers.ValidationError({"logprobs": "logprobs is not supported yet."})
         if attrs.get("top_logprobs") and not attrs.get("logprobs"):
             raise serializers.ValidationError({"top_logprobs": "top_logprobs needs logprobs: true."})
         return attrs
+
+
+    def _tool_choice(self, attrs):
+        """"none", "auto", "required" or {"name": a function}."""
+        choice, tools = attrs.get("tool_choice"), attrs.get("tools") or []
+        if choice is None:
+            return "auto" if tools else "none"
+        if choice in ("none", "auto", "required"):
+            if choice == "required" and not tools:
+                raise serializers.ValidationError({"tool_choice": "tool_choice 'required' needs tools."})
+            return choice
+        function = choice.get("function") if isinstance(choice, dict) else None
+        if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(function, dict):
+            if not any(tool["name"] == function.get("name") for tool in tools):
+                raise serializers.ValidationError({"tool_choice": f"tool_choice names {function.get('name')!r}, "
+                                                                  "which is not in tools."})
+            return {"name": function["name"]}
+        raise serializers.ValidationError({"tool_choice": "tool_choice must be 'none', 'auto', 'required' or "
+                                                          "{\"type\": \"function\", \"function\": {\"name\": …}}."})
+
+
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CompletionInput(SamplingInput):

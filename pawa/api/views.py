@@ -213,9 +213,9 @@ class GenerationView(ApiView):
                                          started, bool(data.get("stream")))
             raise
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-        context = {"include_usage": include_usage, "generation": admission.generation, "api_key": api_key, "user": user, "started": started,
-                   "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
-                   "prompt_tokens": admission.prompt_tokens}
+        context = {"include_usage": include_usage, "generation": admission.generation, "api_key": api_key,
+                   "user": user, "started": started, "endpoint": self.endpoint, "created": int(time.time()),
+                   "model": data["model"], "prompt_tokens": admission.prompt_tokens, **self.extra_context(body)}
         if data.get("stream"):
             response = StreamingHttpResponse(self._stream(context, include_usage), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
@@ -241,10 +241,17 @@ class GenerationView(ApiView):
         """What the model reads: the messages (chat) or the text (completion)."""
         raise NotImplementedError
 
+    def extra_context(self, body) -> dict:
+        """What the response shapes need beyond the generation (a chat's tool call)."""
+        return {}
+
     # Streaming ----------------------------------------------------------------------------
 
     def chunk(self, context, text: str | None, finish_reason: str | None, first: bool = False) -> dict:
         raise NotImplementedError
+
+    def last_chunks(self, context, finish_reason: str) -> list[dict]:
+        return [self.chunk(context, None, finish_reason)]
 
     def completion(self, context, generation: Generation) -> dict:
         raise NotImplementedError
@@ -267,12 +274,15 @@ class GenerationView(ApiView):
             yield _sse(self.chunk(context, "", None, first=True))
             async for event in self._events(str(generation.id)):
                 if event["type"] == "delta":
-                    yield _sse(self.chunk(context, event["text"], None))
+                    chunk = self.chunk(context, event["text"], None)
+                    if chunk is not None:  # None: held back until the answer is complete
+                        yield _sse(chunk)
                 elif event["type"] == "queued":
                     yield _queued_comment(event)
                 elif event["type"] == "done":
                     finished = True
-                    yield _sse(self.chunk(context, None, FINISH_REASONS.get(event.get("finish_reason"), "stop")))
+                    for chunk in self.last_chunks(context, FINISH_REASONS.get(event.get("finish_reason"), "stop")):
+                        yield _sse(chunk)
                     if include_usage:
                         yield _sse({**self._base(context, chunk=True), "choices": [],
                                     "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))})
@@ -354,16 +364,92 @@ def _finish_usage(context, status_code: int, streamed: bool) -> None:
     limits.count_tokens(context["api_key"], context["user"], prompt_tokens + completion_tokens)
 
 
-def with_schema_instruction(messages: list[dict], schema: dict | None) -> list[dict]:
+def schema_instruction(schema: dict) -> str:
     """A guided answer is valid JSON whatever the model wants to say; telling the model the
-    schema as well makes it say something sensible. The instruction joins the system message."""
-    if schema is None:
+    schema as well makes it say something sensible."""
+    return ("Answer with one JSON value and nothing else. It must follow this JSON schema: "
+            + json.dumps(schema, ensure_ascii=False))
+
+
+def tools_instruction(tools: list[dict], forced: dict | None) -> str:
+    listed = "\n".join(f"- {tool['name']}: {tool['description'] or 'no description'} Parameters (JSON schema): "
+                       f"{json.dumps(tool['parameters'], ensure_ascii=False)}" for tool in tools)
+    if forced and forced["name"]:
+        return (f"You can call these functions:\n{listed}\nCall the function {forced['name']} now: answer with its "
+                f"arguments as one JSON object and nothing else.")
+    return (f"You can call these functions:\n{listed}\nTo call one, answer with only a JSON object "
+            f'{{"name": <function name>, "arguments": {{...}}}}' + ("." if forced else "; otherwise answer normally."))
+
+
+def with_instructions(messages: list[dict], instructions: list[str]) -> list[dict]:
+    """The instructions join the system message (or become one)."""
+    if not instructions:
         return messages
-    instruction = ("Answer with one JSON value and nothing else. It must follow this JSON schema: "
-                   + json.dumps(schema, ensure_ascii=False))
+    instruction = "\n\n".join(instructions)
     if messages[0]["role"] == "system":
         return [{**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}, *messages[1:]]
     return [{"role": "system", "content": instruction}, *messages]
+
+
+def render_tool_history(messages: list[dict]) -> list[dict]:
+    """Tool calls and tool results in plain messages, for chat templates that know neither (the
+    built-in models' do not): an assistant's calls become the JSON it would have written,
+    {"tool_calls": [{"name", "arguments"}]}; tool results become one user message,
+    "Tool result (call id): …", consecutive results joined."""
+    rendered: list[dict] = []
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            calls = [{"name": call["name"], "arguments": _json_or_text(call["arguments"])}
+                     for call in message["tool_calls"]]
+            text = json.dumps({"tool_calls": calls}, ensure_ascii=False)
+            rendered.append({"role": "assistant", "content": f"{message['content']}\n{text}".lstrip()})
+        elif message["role"] == "tool":
+            result = f"Tool result ({message.get('tool_call_id') or 'call'}): {message['content']}"
+            if rendered and rendered[-1].get("tool_results"):
+                rendered[-1] = {**rendered[-1], "content": f"{rendered[-1]['content']}\n{result}"}
+            else:
+                rendered.append({"role": "user", "content": result, "tool_results": True})
+        else:
+            rendered.append({"role": message["role"], "content": message["content"]})
+    return [{"role": m["role"], "content": m["content"]} for m in rendered]
+
+
+def _json_or_text(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _call_id(context) -> str:
+    return f"call_{context['generation'].id.hex[:24]}"
+
+
+def _tool_call(context, text: str) -> dict | None:
+    """The forced tool call in OpenAI's shape, from the guided answer (the arguments, or
+    {"name", "arguments"} when the model chose the function); None if it does not parse (cut
+    by max_tokens)."""
+    name = context["tool_call"]["name"]
+    if name:
+        return {"id": _call_id(context), "type": "function", "function": {"name": name, "arguments": text}}
+    value = _json_or_text(text)
+    if not isinstance(value, dict) or "name" not in value:
+        return None
+    return {"id": _call_id(context), "type": "function",
+            "function": {"name": value["name"], "arguments": json.dumps(value.get("arguments", {}), ensure_ascii=False)}}
+
+
+def _auto_tool_call(context, text: str) -> dict | None:
+    """tool_choice auto: an answer that is only {"name": a tool, "arguments": {…}} (in a code
+    fence or not) is a tool call."""
+    stripped = text.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    value = _json_or_text(stripped)
+    if isinstance(value, dict) and value.get("name") in context["auto_tools"] and isinstance(
+            value.get("arguments", {}), dict):
+        return {"id": _call_id(context), "type": "function",
+                "function": {"name": value["name"], "arguments": json.dumps(value.get("arguments", {}),
+                                                                            ensure_ascii=False)}}
+    return None
 
 
 class ChatCompletions(GenerationView):
@@ -383,23 +469,79 @@ class ChatCompletions(GenerationView):
         return await super().post(request)
 
     def prompt(self, data):
-        return with_schema_instruction(data["messages"], data.get("response_format"))
+        messages = render_tool_history(data["messages"])
+        instructions = []
+        forced = data.get("forced_tool")
+        tools = data.get("tools") or []
+        choice = data.get("tool_choice_resolved")
+        if tools and choice != "none":
+            instructions.append(tools_instruction(tools, forced))
+        if not forced and data.get("response_format") is not None:
+            instructions.append(schema_instruction(data["response_format"]))
+        return with_instructions(messages, instructions)
+
+    async def post(self, request):
+        return await super().post(request)
+
+    def extra_context(self, body) -> dict:
+        data = body.validated_data
+        auto = [tool["name"] for tool in data.get("tools") or []] if data.get("tool_choice_resolved") == "auto" else []
+        return {"tool_call": data.get("forced_tool"), "auto_tools": auto, "held": []}
 
     def _base(self, context, chunk: bool) -> dict:
         return {"id": f"chatcmpl-{context['generation'].id.hex}",
                 "object": "chat.completion.chunk" if chunk else "chat.completion",
                 "created": context["created"], "model": context["model"], "system_fingerprint": None}
 
-    def chunk(self, context, text, finish_reason, first=False):
-        delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text is not None else {})
+    def _chunk(self, context, delta: dict, finish_reason) -> dict:
         return {**self._base(context, chunk=True),
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
                 **_null_usage(context)}
 
+    def chunk(self, context, text, finish_reason, first=False):
+        forced = context.get("tool_call")
+        if forced and forced["name"]:
+            # A named function: its arguments stream as they are written, as OpenAI streams them.
+            if first:
+                return self._chunk(context, {"role": "assistant", "content": None, "tool_calls": [
+                    {"index": 0, "id": _call_id(context), "type": "function",
+                     "function": {"name": forced["name"], "arguments": ""}}]}, None)
+            if text is not None:
+                return self._chunk(context, {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}, None)
+        elif forced and text is not None and not first:
+            context["held"].append(text)  # the function's name comes inside the JSON: complete it first
+            return None
+        if first:
+            return self._chunk(context, {"role": "assistant", "content": None if forced else ""}, None)
+        return self._chunk(context, {"content": text} if text is not None else {}, finish_reason)
+
+    def last_chunks(self, context, finish_reason):
+        forced = context.get("tool_call")
+        if not forced:
+            return [self.chunk(context, None, finish_reason)]
+        chunks = []
+        if not forced["name"]:
+            call = _tool_call(context, "".join(context["held"]))
+            if call is None:
+                chunks.append(self._chunk(context, {"content": "".join(context["held"])}, None))
+            else:
+                chunks.append(self._chunk(context, {"tool_calls": [{"index": 0, **call}]}, None))
+        chunks.append(self._chunk(context, {}, "tool_calls" if finish_reason == "stop" else finish_reason))
+        return chunks
+
     def completion(self, context, generation):
+        finish = FINISH_REASONS.get(generation.finish_reason, "stop")
+        message = {"role": "assistant", "content": generation.text, "refusal": None}
+        call = None
+        if context.get("tool_call"):
+            call = _tool_call(context, generation.text)
+        elif context.get("auto_tools") and finish == "stop":
+            call = _auto_tool_call(context, generation.text)
+        if call is not None:
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
+            finish = "tool_calls" if finish == "stop" else finish
         return {**self._base(context, chunk=False),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": generation.text, "refusal": None},
-                             "logprobs": None, "finish_reason": FINISH_REASONS.get(generation.finish_reason, "stop")}],
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
                 "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
 
 
