@@ -48,6 +48,8 @@ class SamplingParams:
     # Token ids the answer never contains (the API's logit_bias of -100), applied through
     # CTranslate2's suppress_sequences.
     suppress_tokens: tuple[int, ...] = ()
+    # None: no log-probabilities; n (0..20): each token's and its n most likely alternatives'.
+    logprobs: int | None = None
 
     def validate(self) -> SamplingParams:
         checks = [
@@ -58,6 +60,7 @@ class SamplingParams:
              "repetition_penalty must be between 0.5 and 2"),
             ("max_tokens", 1 <= self.max_tokens <= 32768, "max_tokens must be between 1 and 32768"),
             ("seed", self.seed is None or 0 <= self.seed < 2**32, "seed must be between 0 and 2^32-1"),
+            ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "top_logprobs must be between 0 and 20"),
             ("stop", len(self.stop) <= MAX_STOP_STRINGS and all(isinstance(s, str) for s in self.stop),
              f"stop must be at most {MAX_STOP_STRINGS} strings"),
         ]
@@ -92,6 +95,9 @@ class GenerationResult:
     total_time: float = 0.0
     error: str | None = None
     token_ids: list[int] = field(default_factory=list, repr=False)
+    # With SamplingParams.logprobs: one entry per answer token, OpenAI's shape ({"token",
+    # "logprob", "bytes", "top_logprobs"}).
+    logprobs: list[dict] = field(default_factory=list, repr=False)
 
     @property
     def tokens_per_second(self) -> float:
@@ -102,7 +108,7 @@ class GenerationResult:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        del data["token_ids"]
+        del data["token_ids"], data["logprobs"]
         data["tokens_per_second"] = round(self.tokens_per_second, 2)
         return data
 
@@ -385,6 +391,7 @@ class Engine(PromptBuilder):
             deadline=time.monotonic() + self.time_limit if self.time_limit else None,
             generator_factory=self._seeded_factory(params),
             end_ids=self._end_ids,
+            logprobs=params.logprobs,
         )
         generation = Generation(iter(()), result)
         generation._deltas = self._stream(prompt, params, request, result, guide)
@@ -400,6 +407,10 @@ class Engine(PromptBuilder):
             "end_token": self.end_tokens,
             **({"suppress_sequences": [[self.tokenizer.id_to_token(t)] for t in params.suppress_tokens]}
                if params.suppress_tokens else {}),
+            # Log-probabilities cost little (measured: no change in decode time for return_scores,
+            # nor for return_logits_vocab on SmolLM2), but only requests that ask pay for them.
+            **({"return_scores": True} if params.logprobs is not None else {}),
+            **({"return_logits_vocab": True} if params.logprobs else {}),
         }
 
     def _group(self, params: SamplingParams) -> tuple:
@@ -419,6 +430,14 @@ class Engine(PromptBuilder):
                 return self._new_generator(1)
 
         return factory
+
+    def _token_text(self, token_id: int) -> dict:
+        text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return {"token": text, "bytes": list(text.encode("utf-8"))}
+
+    def _logprob_entry(self, token_id: int, logprob: float, top: list[tuple[int, float]]) -> dict:
+        return {**self._token_text(token_id), "logprob": logprob,
+                "top_logprobs": [{**self._token_text(t), "logprob": lp} for t, lp in top]}
 
     def _run_guided(self, request: Request, guide: Guide, seed: int | None) -> None:
         """A guided answer on the generator directly (a thread per answer); it reports to
@@ -493,6 +512,8 @@ class Engine(PromptBuilder):
                         finish, result.error = "length", "time_limit"
                     break
                 token_id = message[1]
+                if len(message) > 2:
+                    result.logprobs.append(self._logprob_entry(token_id, *message[2]))
                 if result.time_to_first_token is None:
                     result.time_to_first_token = time.perf_counter() - started
                 result.completion_tokens += 1

@@ -222,16 +222,16 @@ class ChatCompletionInput(SamplingInput):
             raise serializers.ValidationError(str(exc)) from None
 
     def sampling(self) -> dict:
-        forced = self.validated_data.get("forced_tool")
-        schema = forced["schema"] if forced else self.validated_data.get("response_format")
-        return {**super().sampling(), "json_schema": schema}
+        data = self.validated_data
+        forced = data.get("forced_tool")
+        schema = forced["schema"] if forced else data.get("response_format")
+        logprobs = (data.get("top_logprobs") or 0) if data.get("logprobs") else None
+        return {**super().sampling(), "json_schema": schema, "logprobs": logprobs}
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         attrs["tool_choice_resolved"] = self._tool_choice(attrs)
         attrs["forced_tool"] = self._forced_tool(attrs)
-        if attrs.get("logprobs"):
-            raise serializers.ValidationError({"logprobs": "logprobs is not supported yet."})
         if attrs.get("top_logprobs") and not attrs.get("logprobs"):
             raise serializers.ValidationError({"top_logprobs": "top_logprobs needs logprobs: true."})
         return attrs
@@ -264,7 +264,10 @@ class CompletionInput(SamplingInput):
     echo = serializers.BooleanField(required=False, allow_null=True)
     suffix = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     best_of = serializers.IntegerField(required=False, allow_null=True)
-    logprobs = serializers.IntegerField(required=False, allow_null=True)
+    logprobs = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=5)
+
+    def sampling(self) -> dict:
+        return {**super().sampling(), "logprobs": self.validated_data.get("logprobs")}
 
     def validate_prompt(self, value):
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
@@ -283,6 +286,4 @@ class CompletionInput(SamplingInput):
             raise serializers.ValidationError({"suffix": "suffix is not supported."})
         if attrs.get("best_of") not in (None, 1):
             raise serializers.ValidationError({"best_of": "Only best_of=1 is supported."})
-        if attrs.get("logprobs") is not None:
-            raise serializers.ValidationError({"logprobs": "logprobs is not supported."})
         return attrs

@@ -274,6 +274,7 @@ class GenerationView(ApiView):
             yield _sse(self.chunk(context, "", None, first=True))
             async for event in self._events(str(generation.id)):
                 if event["type"] == "delta":
+                    context["chunk_logprobs"] = event.get("logprobs")
                     chunk = self.chunk(context, event["text"], None)
                     if chunk is not None:  # None: held back until the answer is complete
                         yield _sse(chunk)
@@ -305,6 +306,7 @@ class GenerationView(ApiView):
         finished = False
         try:
             async for event in self._events(str(generation.id)):
+                context.setdefault("logprobs", []).extend(event.get("logprobs") or [])
                 if event["type"] in relay.FINAL_EVENTS:
                     finished = True
                     if event["type"] == "error":
@@ -323,6 +325,19 @@ class GenerationView(ApiView):
 
     def _base(self, context, chunk: bool) -> dict:
         raise NotImplementedError
+
+
+def _completion_logprobs(entries: list[dict] | None) -> dict | None:
+    """The legacy completions shape of log-probabilities: parallel lists per token."""
+    if not entries:
+        return None
+    offsets, offset = [], 0
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry["token"])
+    return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+            "text_offset": offsets}
 
 
 def _null_usage(context) -> dict:
@@ -494,8 +509,10 @@ class ChatCompletions(GenerationView):
                 "created": context["created"], "model": context["model"], "system_fingerprint": None}
 
     def _chunk(self, context, delta: dict, finish_reason) -> dict:
+        entries = context.pop("chunk_logprobs", None) if "content" in delta else None
+        logprobs = {"content": entries, "refusal": None} if entries else None
         return {**self._base(context, chunk=True),
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
                 **_null_usage(context)}
 
     def chunk(self, context, text, finish_reason, first=False):
@@ -540,8 +557,9 @@ class ChatCompletions(GenerationView):
         if call is not None:
             message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
             finish = "tool_calls" if finish == "stop" else finish
+        logprobs = {"content": context.get("logprobs") or [], "refusal": None} if context.get("logprobs") else None
         return {**self._base(context, chunk=False),
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
                 "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
 
 
@@ -568,12 +586,15 @@ class Completions(GenerationView):
                 "created": context["created"], "model": context["model"], "system_fingerprint": None}
 
     def chunk(self, context, text, finish_reason, first=False):
+        entries = context.pop("chunk_logprobs", None)
         return {**self._base(context, chunk=True),
-                "choices": [{"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}],
+                "choices": [{"index": 0, "text": text or "", "logprobs": _completion_logprobs(entries),
+                             "finish_reason": finish_reason}],
                 **_null_usage(context)}
 
     def completion(self, context, generation):
         return {**self._base(context, chunk=False),
-                "choices": [{"index": 0, "text": generation.text, "logprobs": None,
+                "choices": [{"index": 0, "text": generation.text,
+                             "logprobs": _completion_logprobs(context.get("logprobs")),
                              "finish_reason": FINISH_REASONS.get(generation.finish_reason, "stop")}],
                 "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}

@@ -156,6 +156,7 @@ def _sampling_params(params: dict) -> SamplingParams:
         repetition_penalty=float(params["repetition_penalty"]), max_tokens=int(params["max_tokens"]),
         seed=params.get("seed"), stop=tuple(params.get("stop") or ()),
         suppress_tokens=tuple(params.get("suppress_tokens") or ()),
+        logprobs=params.get("logprobs"),
     )
 
 

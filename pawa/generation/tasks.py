@@ -30,6 +30,7 @@ def sampling_params(params: dict) -> SamplingParams:
         seed=params.get("seed"),
         stop=tuple(params.get("stop") or ()),
         suppress_tokens=tuple(params.get("suppress_tokens") or ()),
+        logprobs=params.get("logprobs"),
     )
 
 
@@ -61,8 +62,12 @@ def run_generation(generation_id: str) -> None:
             schema = generation.params.get("json_schema")
             guide = Guide.json_schema(schema) if schema is not None else None
             stream = engine.generate(prompt, params, cancel=cancel, user=str(generation.user_id), guide=guide)
+            sent = 0  # log-probability entries already relayed
             for delta in stream:
-                writer.delta(delta)
+                entries = stream.result.logprobs[sent:]
+                sent += len(entries)
+                writer.delta(delta, entries)
+            writer.delta("", stream.result.logprobs[sent:])
         finally:
             cancel_watcher().unwatch(generation_id)
             if stream is not None:
