@@ -24,7 +24,10 @@ def test_the_openapi_document_describes_the_endpoints(client):
     schema = client.get("/v1/openapi.json")  # no Accept header, as curl sends it
     assert schema.status_code == 200 and "json" in schema["Content-Type"]
     document = json.loads(schema.content)
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/{model_id}"} <= set(document["paths"])
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/chat/request", "/v1/models", "/v1/models/{model_id}"} <= set(
+        document["paths"])
+    chat = document["components"]["schemas"]["ChatCompletionInput"]["properties"]
+    assert {"response_format", "tools", "tool_choice", "logprobs", "top_logprobs", "logit_bias"} <= set(chat)
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
 
 

@@ -256,6 +256,22 @@ class ChatCompletionInput(SamplingInput):
                                                           "{\"type\": \"function\", \"function\": {\"name\": …}}."})
 
 
+class PawaChatRequestInput(ChatCompletionInput):
+    """POST /v1/chat/request: PAWA's hosted API body. `memoryChat` holds earlier turns; they go
+    after the system message(s) and before `messages`."""
+
+    memoryChat = ChatMessage(many=True, required=False, allow_null=True)  # noqa: N815 - the hosted API's name
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        memory = attrs.pop("memoryChat", None) or []
+        if memory:
+            messages = attrs["messages"]
+            system = [m for m in messages[:1] if m["role"] == "system"]
+            attrs["messages"] = [*system, *[m for m in memory if m["role"] != "system"], *messages[len(system):]]
+        return attrs
+
+
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

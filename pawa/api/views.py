@@ -22,7 +22,7 @@ from pawa.api import limits
 from pawa.api.auth import ApiKeyAuthentication
 from pawa.api.errors import ApiError, error_body, exception_handler, invalid_request
 from pawa.api.models import ApiUsage
-from pawa.api.serializers import ChatCompletionInput, CompletionInput
+from pawa.api.serializers import ChatCompletionInput, CompletionInput, PawaChatRequestInput
 from pawa.generation import services as generation_services
 from pawa.generation.admission import Admission, GenerationRefused, generation_admit
 from pawa.generation.models import Generation
@@ -221,7 +221,7 @@ class GenerationView(ApiView):
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
         else:
-            response = Response(await self._complete(context))
+            response = Response(self.envelope(await self._complete(context)))
         return response
 
     def _admit(self, body, user) -> Admission:
@@ -253,6 +253,10 @@ class GenerationView(ApiView):
     def last_chunks(self, context, finish_reason: str) -> list[dict]:
         return [self.chunk(context, None, finish_reason)]
 
+    def envelope(self, chunk: dict) -> dict:
+        """A streamed chunk as this endpoint sends it (PAWA's own shape wraps OpenAI's)."""
+        return chunk
+
     def completion(self, context, generation: Generation) -> dict:
         raise NotImplementedError
 
@@ -271,22 +275,23 @@ class GenerationView(ApiView):
         generation = context["generation"]
         finished, recorded, status_code = False, False, 200
         try:
-            yield _sse(self.chunk(context, "", None, first=True))
+            yield _sse(self.envelope(self.chunk(context, "", None, first=True)))
             async for event in self._events(str(generation.id)):
                 if event["type"] == "delta":
                     context["chunk_logprobs"] = event.get("logprobs")
                     chunk = self.chunk(context, event["text"], None)
                     if chunk is not None:  # None: held back until the answer is complete
-                        yield _sse(chunk)
+                        yield _sse(self.envelope(chunk))
                 elif event["type"] == "queued":
                     yield _queued_comment(event)
                 elif event["type"] == "done":
                     finished = True
                     for chunk in self.last_chunks(context, FINISH_REASONS.get(event.get("finish_reason"), "stop")):
-                        yield _sse(chunk)
+                        yield _sse(self.envelope(chunk))
                     if include_usage:
-                        yield _sse({**self._base(context, chunk=True), "choices": [],
-                                    "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))})
+                        yield _sse(self.envelope({
+                            **self._base(context, chunk=True), "choices": [],
+                            "usage": _usage(event.get("prompt_tokens"), event.get("completion_tokens"))}))
                 elif event["type"] == "error":
                     finished, status_code = True, _error_status(event)
                     yield _sse(error_body(event.get("message") or "The generation failed.", code=event.get("code")))
@@ -495,9 +500,6 @@ class ChatCompletions(GenerationView):
             instructions.append(schema_instruction(data["response_format"]))
         return with_instructions(messages, instructions)
 
-    async def post(self, request):
-        return await super().post(request)
-
     def extra_context(self, body) -> dict:
         data = body.validated_data
         auto = [tool["name"] for tool in data.get("tools") or []] if data.get("tool_choice_resolved") == "auto" else []
@@ -598,3 +600,51 @@ class Completions(GenerationView):
                              "logprobs": _completion_logprobs(context.get("logprobs")),
                              "finish_reason": FINISH_REASONS.get(generation.finish_reason, "stop")}],
                 "usage": _usage(generation.prompt_tokens, generation.completion_tokens)}
+
+
+class ChatRequest(ChatCompletions):
+    """PAWA's hosted API shape, so clients written for it can use an on-prem PAWA: the same
+    generation as /v1/chat/completions (same keys, limits, usage and parameters), with
+    `memoryChat` (earlier turns) and the {"success", "message", "data"} envelope."""
+
+    input_class = PawaChatRequestInput
+    endpoint = "chat.request"
+
+    @extend_schema(
+        summary="Chat request (PAWA's hosted API shape)", tags=["Chat"], request=PawaChatRequestInput,
+        responses={200: OpenApiResponse(description='{"success": true, "message": …, "data": {"request": '
+                                                    '[{"finish_reason", "message"}], "created", "model", '
+                                                    '"object": "chat.request", "usage"}}, or an SSE stream of '
+                                                    'chat.request.chunk envelopes ending with data: [DONE]')},
+        examples=[OpenApiExample("Swahili with memory", value={
+            "model": "gemma3-270m",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Na mji mkuu wake?"}]}],
+            "memoryChat": [{"role": "user", "content": [{"type": "text", "text": "Tanzania iko wapi?"}]},
+                           {"role": "assistant", "content": [{"type": "text", "text": "Afrika Mashariki."}]}],
+            "temperature": 0.1, "max_tokens": 64})],
+    )
+    async def post(self, request):
+        return await super().post(request)
+
+    def get_exception_handler(self):
+        def handler(exc, context):
+            response = exception_handler(exc, context)
+            if response is not None and isinstance(response.data, dict) and "error" in response.data:
+                response.data = {"success": False, "message": response.data["error"]["message"],
+                                 "error": response.data["error"]}
+            return response
+
+        return handler
+
+    def envelope(self, payload: dict) -> dict:
+        chunk = payload.get("object") == "chat.completion.chunk"
+        data = {"request": [{"finish_reason": choice["finish_reason"],
+                             ("delta" if chunk else "message"): choice["delta" if chunk else "message"],
+                             **({"logprobs": choice["logprobs"]} if choice.get("logprobs") else {})}
+                            for choice in payload.get("choices", [])],
+                "created": payload["created"], "model": payload["model"],
+                "object": "chat.request.chunk" if chunk else "chat.request", "id": payload["id"]}
+        if "usage" in payload:
+            data["usage"] = payload["usage"]
+        message = "Chat request streaming" if chunk else "Chat request processed successfully"
+        return {"success": True, "message": message, "data": data}
