@@ -41,8 +41,11 @@ def test_the_interactive_reference_is_served_offline(client, live_asgi):
         assert asset.status == 200
 
 
-@pytest.mark.parametrize("language,words", [("en", ["Quickstart", "context_length_exceeded", "Retry-After", "presence_penalty"]),
-                                            ("sw", ["Mwanzo wa haraka", "Vigezo", "Mipaka", "Hitilafu"])])
+@pytest.mark.parametrize("language,words", [
+    ("en", ["Quickstart", "context_length_exceeded", "Retry-After", "presence_penalty", "Structured output", "Tool calls",
+            "Log-probabilities", "PAWA_API_CORS_ORIGINS", "/v1/chat/request", "memoryChat"]),
+    ("sw", ["Mwanzo wa haraka", "Vigezo", "Mipaka", "Hitilafu", "Majibu yenye muundo", "Kuita zana",
+            "PAWA_API_CORS_ORIGINS", "/v1/chat/request", "memoryChat"])])
 def test_the_api_docs_have_quickstart_parameters_limits_and_errors(client, language, words):
     body = client.get("/docs/api/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
     for word in words:
