@@ -74,6 +74,7 @@ class ApiView(APIView):
         _read_chunked_body(request)
         # API clients read English unless they ask for Swahili: the site's default language
         # (and its cookie) is for people, not programs.
+        request.previous_language = translation.get_language()
         translation.activate(_api_language(request.META.get("HTTP_ACCEPT_LANGUAGE", "")))
         request.LANGUAGE_CODE = translation.get_language()
         return super().initialize_request(request, *args, **kwargs)
@@ -92,6 +93,9 @@ class ApiView(APIView):
         if started is not None:
             response.setdefault("openai-processing-ms", str(round((time.perf_counter() - started) * 1000)))
         response.setdefault("Content-Language", translation.get_language() or "en")
+        previous = getattr(request._request, "previous_language", None)
+        if previous:  # the site's language again for whatever this thread serves next
+            translation.activate(previous)
         return response
 
 
