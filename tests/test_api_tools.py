@@ -95,3 +95,16 @@ def test_tool_results_in_the_history_are_read_and_none_answers_in_text(sdk):
     answer = response.choices[0]
     assert answer.finish_reason in ("stop", "length") and answer.message.tool_calls is None
     assert answer.message.content
+
+
+def test_an_auto_answer_that_is_only_a_call_becomes_one_and_prose_stays_prose():
+    import uuid
+    from types import SimpleNamespace
+
+    from pawa.api.views import _auto_tool_call
+
+    context = {"generation": SimpleNamespace(id=uuid.uuid4()), "auto_tools": ["get_weather"]}
+    call = _auto_tool_call(context, '```json\n{"name": "get_weather", "arguments": {"city": "Moshi"}}\n```')
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Moshi"}'}
+    assert _auto_tool_call(context, "It is sunny in Moshi.") is None
+    assert _auto_tool_call(context, '{"name": "launch_rocket", "arguments": {}}') is None

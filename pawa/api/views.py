@@ -455,12 +455,15 @@ def _tool_call(context, text: str) -> dict | None:
     by max_tokens)."""
     name = context["tool_call"]["name"]
     if name:
-        return {"id": _call_id(context), "type": "function", "function": {"name": name, "arguments": text}}
+        return _function_call(context, name, text)
     value = _json_or_text(text)
     if not isinstance(value, dict) or "name" not in value:
         return None
-    return {"id": _call_id(context), "type": "function",
-            "function": {"name": value["name"], "arguments": json.dumps(value.get("arguments", {}), ensure_ascii=False)}}
+    return _function_call(context, value["name"], json.dumps(value.get("arguments", {}), ensure_ascii=False))
+
+
+def _function_call(context, name: str, arguments: str) -> dict:
+    return {"id": _call_id(context), "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def _auto_tool_call(context, text: str) -> dict | None:
@@ -470,9 +473,7 @@ def _auto_tool_call(context, text: str) -> dict | None:
     value = _json_or_text(stripped)
     if isinstance(value, dict) and value.get("name") in context["auto_tools"] and isinstance(
             value.get("arguments", {}), dict):
-        return {"id": _call_id(context), "type": "function",
-                "function": {"name": value["name"], "arguments": json.dumps(value.get("arguments", {}),
-                                                                            ensure_ascii=False)}}
+        return _function_call(context, value["name"], json.dumps(value.get("arguments", {}), ensure_ascii=False))
     return None
 
 

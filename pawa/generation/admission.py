@@ -92,7 +92,9 @@ def generation_admit(
 
     `prompt`: the chat messages ([{"role", "content"}], system message first if any) for
     kind=chat, the text for kind=completion. `params`: temperature, top_p, top_k,
-    repetition_penalty, max_tokens, stop, seed, suppress_tokens (token ids); a missing or None value takes the default.
+    repetition_penalty, max_tokens, stop, seed, suppress_tokens (token ids), logprobs; a
+    missing or None value takes the default. Other keys (the API's json_schema) are kept in
+    the saved params for the worker.
     `trim` lets a chat that does not fit lose its oldest turns (the chat page); without it such
     a chat is refused (the API). The saved generation holds the messages actually kept and
     complete params, with max_tokens already clamped to the room left beside the prompt.
