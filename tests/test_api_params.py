@@ -171,3 +171,17 @@ def test_browser_apps_get_cors_and_a_preflight_needs_no_key(live_asgi, api_key, 
     assert models.headers["access-control-allow-origin"] == "*"
     # The site's own pages are not opened to other origins.
     assert "access-control-allow-origin" not in httpx.get(f"{live_asgi}/", headers={"Origin": "https://x.org"}).headers
+
+
+def test_a_refusal_quoting_the_engine_is_never_half_swahili():
+    from django.utils import translation
+    from django.utils.translation import gettext_lazy as _
+
+    from pawa.api.views import refusal_error
+    from pawa.generation.admission import GenerationRefused
+
+    refused = GenerationRefused("invalid_parameter", _("Invalid %(field)s: %(detail)s"), param="top_p",
+                                field="top_p", detail="top_p must be greater than 0 and at most 1")
+    with translation.override("sw"):
+        error = refusal_error(refused)
+    assert error.body["error"]["message"] == "Invalid top_p: top_p must be greater than 0 and at most 1"

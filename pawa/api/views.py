@@ -184,11 +184,19 @@ REFUSAL_STATUS = {
 UNSTARTED_CODES = ("no_worker", "lost", "queue_timeout", "queue_unavailable")
 
 
+# Refusals whose message quotes the engine's own (English) words.
+ENGLISH_DETAIL_CODES = ("invalid_parameter", "model_error")
+
+
 def refusal_error(refused: GenerationRefused) -> ApiError:
     """A refused admission in OpenAI's envelope, in the request's language (English unless the
     client asked for Swahili)."""
     status = REFUSAL_STATUS.get(refused.code, 400)
-    message = str(refused)
+    if refused.code in ENGLISH_DETAIL_CODES:
+        with translation.override("en"):  # a Swahili frame around the engine's English detail would mix them
+            message = str(refused)
+    else:
+        message = str(refused)
     if refused.code == "model_not_found":
         message += " " + str(_("GET /v1/models lists the installed models."))
     error_type = {429: "requests", 503: "server_error"}.get(status, "invalid_request_error")
