@@ -89,8 +89,9 @@ def main() -> None:
                 total[0] += result.completion_tokens
                 total[1] += elapsed
                 total[2] += valid
-                row.append(f"{name}: {'ok ' if valid else 'BAD'} {result.completion_tokens:3d} tok {elapsed:5.2f}s")
-            print(f"{question[:40]:40s} | " + " | ".join(row) + f" | {result.text[:0]}")
+                row.append(f"{name}: {'ok ' if valid else 'BAD'} {result.completion_tokens:3d} tok {elapsed:5.2f}s "
+                           f"{result.finish_reason:6s}")
+            print(f"{question[:40]:40s} | " + " | ".join(row))
     finally:
         engine.close()
     for name, (tokens, seconds, valid) in totals.items():
