@@ -66,6 +66,9 @@ class Request:
     finished: str | None = None
     paused: bool = False
     end_ids: frozenset[int] = frozenset()
+    # None: no log-probabilities; n: each token's log-probability and the n most likely
+    # alternatives (needs return_scores, and return_logits_vocab for n > 0, in `options`).
+    logprobs: int | None = None
 
     @property
     def length(self) -> int:
@@ -82,6 +85,22 @@ class Batch:
     started: float = field(default_factory=time.monotonic)
     steps: int = 0
     yield_requested: bool = False
+
+
+def token_logprobs(step, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """A step's log-probability and its `top` most likely tokens with theirs. CTranslate2 gives
+    the log-probability (return_scores) and, with return_logits_vocab, the raw logits."""
+    alternatives: list[tuple[int, float]] = []
+    if top and step.logits is not None:
+        import numpy as np
+
+        logits = np.asarray(step.logits, dtype=np.float32).reshape(-1)
+        peak = logits.max()
+        normalizer = peak + np.log(np.exp(logits - peak).sum())
+        best = np.argpartition(logits, -top)[-top:]
+        best = best[np.argsort(-logits[best])]
+        alternatives = [(int(i), float(logits[i] - normalizer)) for i in best]
+    return float(step.log_prob) if step.log_prob is not None else 0.0, alternatives
 
 
 class BatchScheduler:
@@ -301,7 +320,10 @@ class BatchScheduler:
                 return True
             request.generated.append(token_id)
             self.tokens_generated += 1
-            request.events.put((TOKEN, token_id))
+            if request.logprobs is None:
+                request.events.put((TOKEN, token_id))
+            else:
+                request.events.put((TOKEN, token_id, token_logprobs(step, request.logprobs)))
             if request.cancel.is_set():
                 self._end(request, "cancelled")
             elif request.stop.is_set():

@@ -22,9 +22,10 @@ from pathlib import Path
 import ctranslate2
 from tokenizers import Tokenizer
 
-from inference.batching import END, BatchScheduler, Request
+from inference.batching import END, TOKEN, BatchScheduler, Request
 from inference.card import ModelCard
 from inference.errors import InvalidParameter, ModelError, PromptTooLong
+from inference.guided import Guide, guidance_tokenizer, guided_decode, new_matcher
 from inference.text import IncrementalDecoder, StopMatcher, render_chat_template
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ class SamplingParams:
     max_tokens: int = 512
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Token ids the answer never contains (the API's logit_bias of -100), applied through
+    # CTranslate2's suppress_sequences.
+    suppress_tokens: tuple[int, ...] = ()
+    # None: no log-probabilities; n (0..20): each token's and its n most likely alternatives'.
+    logprobs: int | None = None
 
     def validate(self) -> SamplingParams:
         checks = [
@@ -54,6 +60,7 @@ class SamplingParams:
              "repetition_penalty must be between 0.5 and 2"),
             ("max_tokens", 1 <= self.max_tokens <= 32768, "max_tokens must be between 1 and 32768"),
             ("seed", self.seed is None or 0 <= self.seed < 2**32, "seed must be between 0 and 2^32-1"),
+            ("logprobs", self.logprobs is None or 0 <= self.logprobs <= 20, "top_logprobs must be between 0 and 20"),
             ("stop", len(self.stop) <= MAX_STOP_STRINGS and all(isinstance(s, str) for s in self.stop),
              f"stop must be at most {MAX_STOP_STRINGS} strings"),
         ]
@@ -70,6 +77,8 @@ class Prompt:
     # A chat prompt: the answer starts at its first visible character and ends at the model
     # card's stop strings (a base model's framing); a text completion keeps every space.
     chat: bool = False
+    # The conversation ends with a partial assistant message that the answer continues.
+    continues: bool = False
 
     @property
     def length(self) -> int:
@@ -86,6 +95,9 @@ class GenerationResult:
     total_time: float = 0.0
     error: str | None = None
     token_ids: list[int] = field(default_factory=list, repr=False)
+    # With SamplingParams.logprobs: one entry per answer token, OpenAI's shape ({"token",
+    # "logprob", "bytes", "top_logprobs"}).
+    logprobs: list[dict] = field(default_factory=list, repr=False)
 
     @property
     def tokens_per_second(self) -> float:
@@ -96,7 +108,7 @@ class GenerationResult:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        del data["token_ids"]
+        del data["token_ids"], data["logprobs"]
         data["tokens_per_second"] = round(self.tokens_per_second, 2)
         return data
 
@@ -177,9 +189,23 @@ class PromptBuilder:
         return tokens
 
     def render_chat(self, messages: list[dict]) -> list[str]:
+        """The chat in the model's template, ready for the answer. A conversation that ends with
+        an assistant message is rendered without the generation prompt and cut right after
+        that message's text, so the answer continues it (prefill, as transformers'
+        continue_final_message does)."""
+        continues = bool(messages) and messages[-1].get("role") == "assistant"
+        partial = str(messages[-1].get("content") or "") if continues else ""
+        if continues and not partial.strip():
+            messages, continues = messages[:-1], False  # nothing to continue: a new answer
         text = render_chat_template(
-            self.card.chat_template, messages, bos_token=self.card.bos_token, eos_token=self.card.eos_token
+            self.card.chat_template, messages, bos_token=self.card.bos_token, eos_token=self.card.eos_token,
+            add_generation_prompt=not continues,
         )
+        if continues:
+            end = text.rfind(partial)
+            if end < 0:
+                raise ModelError("The model's chat template does not keep the assistant message to continue")
+            text = text[:end + len(partial)]
         return self._with_bos(self.tokenize(text))
 
     def chat_prompt(
@@ -195,16 +221,21 @@ class PromptBuilder:
         found by binary search, so a long history costs about log2(turns) renders, not one per
         dropped turn. Without `trim` (the API) the whole conversation is kept or refused.
 
-        Raises InvalidParameter when the last message is not a non-empty user message, and
+        The conversation may end with a user message (it must not be empty), a tool result, a
+        system message alone (answered as it stands), or an assistant message, which the
+        answer continues (`Prompt.continues`).
+
+        Raises InvalidParameter for an empty conversation or an empty last user message, and
         PromptTooLong when the kept prompt leaves fewer than min(max_tokens, MIN_ANSWER_TOKENS)
         tokens of the context for the answer.
         """
-        if not messages or messages[-1].get("role") != "user":
-            raise InvalidParameter("The conversation must end with a user message", param="messages")
-        if not str(messages[-1].get("content", "")).strip():
+        if not messages:
+            raise InvalidParameter("The conversation is empty", param="messages")
+        if messages[-1].get("role") == "user" and not str(messages[-1].get("content") or "").strip():
             raise InvalidParameter("The message is empty", param="messages")
+        continues = messages[-1].get("role") == "assistant" and bool(str(messages[-1].get("content") or "").strip())
         head = [{"role": "system", "content": system}] if system else []
-        if messages[0].get("role") == "system":
+        if messages[0].get("role") == "system" and len(messages) > 1:
             head, messages = [messages[0]], messages[1:]
         budget = self.context_length - min(max_tokens, self.context_length // 2)
         tokens = self.render_chat(head + messages)
@@ -212,7 +243,7 @@ class PromptBuilder:
         if trim and len(tokens) > budget:
             dropped, tokens = self._first_fitting_turn(head, messages, budget)
         if len(tokens) + min(max(1, max_tokens), MIN_ANSWER_TOKENS) <= self.context_length:
-            return Prompt(tokens, dropped, chat=True)
+            return Prompt(tokens, dropped, chat=True, continues=continues)
         raise PromptTooLong(
             f"The message is too long for this model: {len(tokens)} tokens, the model reads at most "
             f"{self.context_length - MIN_ANSWER_TOKENS} (its context is {self.context_length}).",
@@ -339,17 +370,20 @@ class Engine(PromptBuilder):
         *,
         cancel: threading.Event | None = None,
         user: str = "",
+        guide: Guide | None = None,
     ) -> Generation:
         """Stream the answer to a prompt: iterate the result for text deltas.
 
         cancel: set it to stop the answer (checked between tokens; finish reason "cancelled").
-        user: whose request this is, for fair batching. Raises InvalidParameter for bad params.
+        user: whose request this is, for fair batching. guide: the answer follows this JSON
+        schema (inference/guided.py; it runs beside the batch scheduler, not in it).
+        Raises InvalidParameter for bad params.
         """
         params.validate()
         result = GenerationResult(prompt_tokens=prompt.length)
         request = self.request(prompt, params, cancel=cancel, user=user)
         generation = Generation(iter(()), result)
-        generation._deltas = self._stream(prompt, params, request, result)
+        generation._deltas = self._stream(prompt, params, request, result, guide)
         return generation
 
     def request(self, prompt: Prompt, params: SamplingParams, *, cancel: threading.Event | None = None,
@@ -367,6 +401,7 @@ class Engine(PromptBuilder):
             deadline=time.monotonic() + self.time_limit if self.time_limit else None,
             generator_factory=self._seeded_factory(params),
             end_ids=self._end_ids,
+            logprobs=params.logprobs,
         )
 
     def _decoding_options(self, params: SamplingParams) -> dict:
@@ -377,10 +412,17 @@ class Engine(PromptBuilder):
             "sampling_temperature": 1.0 if greedy else params.temperature,
             "repetition_penalty": params.repetition_penalty,
             "end_token": self.end_tokens,
+            **({"suppress_sequences": [[self.tokenizer.id_to_token(t)] for t in params.suppress_tokens]}
+               if params.suppress_tokens else {}),
+            # Log-probabilities cost little (measured: no change in decode time for return_scores,
+            # nor for return_logits_vocab on SmolLM2), but only requests that ask pay for them.
+            **({"return_scores": True} if params.logprobs is not None else {}),
+            **({"return_logits_vocab": True} if params.logprobs else {}),
         }
 
     def _group(self, params: SamplingParams) -> tuple:
         options = self._decoding_options(params)
+        options["suppress_sequences"] = tuple(sorted(params.suppress_tokens))
         return tuple(sorted((k, v) for k, v in options.items() if k != "end_token"))
 
     def _seeded_factory(self, params: SamplingParams):
@@ -396,23 +438,70 @@ class Engine(PromptBuilder):
 
         return factory
 
+    def _token_text(self, token_id: int) -> dict:
+        text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return {"token": text, "bytes": list(text.encode("utf-8"))}
+
+    def _logprob_entry(self, token_id: int, logprob: float, top: list[tuple[int, float]]) -> dict:
+        return {**self._token_text(token_id), "logprob": logprob,
+                "top_logprobs": [{**self._token_text(t), "logprob": lp} for t, lp in top]}
+
+    def _run_guided(self, request: Request, guide: Guide, seed: int | None) -> None:
+        """A guided answer on the generator directly (a thread per answer); it reports to
+        `request.events` as the scheduler does."""
+        import numpy as np
+
+        def emit(token_id: int) -> None:
+            request.generated.append(token_id)
+            request.events.put((TOKEN, token_id))
+
+        def should_stop() -> bool:
+            late = request.deadline is not None and time.monotonic() >= request.deadline
+            return request.cancel.is_set() or request.stop.is_set() or late
+
+        reason, error = "error", None
+        try:
+            tokenizer = guidance_tokenizer(self.model_dir / "tokenizer.json", sorted(self._end_ids))
+            matcher = new_matcher(guide, tokenizer)
+            reason, _stats = guided_decode(
+                self.generator, request.tokens, matcher, tokenizer=tokenizer, id_to_token=self.tokenizer.id_to_token,
+                max_tokens=request.max_tokens, options=request.options, emit=emit, should_stop=should_stop,
+                rng=np.random.default_rng(seed),
+            )
+            if reason == "stopped":
+                reason = "cancelled" if request.cancel.is_set() else ("stopped" if request.stop.is_set()
+                                                                        else "time_limit")
+            elif reason == "error":
+                error = f"The answer left its grammar: {matcher.get_error()}"
+        except Exception as exc:  # noqa: BLE001 - the reader is told
+            log.exception("guided generation failed")
+            reason, error = "error", str(exc)
+        request.finished = reason
+        request.events.put((END, reason, error))
+
     def _stream(self, prompt: Prompt, params: SamplingParams, request: Request,
-                result: GenerationResult) -> Iterator[str]:
+                result: GenerationResult, guide: Guide | None = None) -> Iterator[str]:
         started = time.perf_counter()
         scheduler = self.scheduler
         try:
             if scheduler is None:
                 raise RuntimeError("The model was unloaded")
-            scheduler.submit(request)
+            if guide is not None:
+                threading.Thread(target=self._run_guided, args=(request, guide, params.seed), daemon=True,
+                                 name="pawa-guided").start()
+            else:
+                scheduler.submit(request)
         except RuntimeError as exc:
             request.finished = "error"
             request.events.put((END, "error", str(exc)))
         decoder = IncrementalDecoder(self.tokenizer, self._skip_ids)
         card_stops = tuple(s for s in self.card.stop if s not in params.stop) if prompt.chat else ()
         stops = StopMatcher(params.stop + card_stops)
-        loops = RepetitionGuard() if self.repetition_guard else None
+        # A JSON answer may repeat a short pattern legitimately (a list of numbers); the grammar
+        # and max_tokens bound it instead.
+        loops = RepetitionGuard() if self.repetition_guard and guide is None else None
         pieces: list[str] = []
-        at_start = prompt.chat
+        at_start = prompt.chat and not prompt.continues
         finish = "length"
         try:
             while True:
@@ -430,6 +519,8 @@ class Engine(PromptBuilder):
                         finish, result.error = "length", "time_limit"
                     break
                 token_id = message[1]
+                if len(message) > 2:
+                    result.logprobs.append(self._logprob_entry(token_id, *message[2]))
                 if result.time_to_first_token is None:
                     result.time_to_first_token = time.perf_counter() - started
                 result.completion_tokens += 1

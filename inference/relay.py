@@ -67,6 +67,7 @@ class StreamWriter:
         self.stream_ttl = stream_ttl
         self.maxlen = maxlen
         self._buffer: list[str] = []
+        self._logprobs: list[dict] = []
         self._last_flush = 0.0
         self._stopped = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -91,17 +92,26 @@ class StreamWriter:
     def cancelled(self) -> bool:
         return bool(self.client.exists(cancel_key(self.id)))
 
-    def delta(self, text: str) -> None:
-        if not text:
+    def delta(self, text: str, logprobs: list[dict] | None = None) -> None:
+        """Text of the answer; `logprobs`: entries of the tokens behind it, for a generation
+        that asked for them (a delta event then carries its tokens' entries)."""
+        if logprobs:
+            self._logprobs.extend(logprobs)
+        if not text and not logprobs:
             return
-        self._buffer.append(text)
+        if text:
+            self._buffer.append(text)
         if time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self._add({"type": "delta", "text": "".join(self._buffer)})
+        if self._buffer or self._logprobs:
+            event = {"type": "delta", "text": "".join(self._buffer)}
+            if self._logprobs:
+                event["logprobs"] = list(self._logprobs)
+            self._add(event)
             self._buffer.clear()
+            self._logprobs.clear()
         self._last_flush = time.monotonic()
 
     def close(self, event: dict) -> None:

@@ -80,7 +80,10 @@ class IncrementalDecoder:
         prefix = self._decode(self._ids[self._prefix_offset:self._read_offset])
         text = self._decode(self._ids[self._prefix_offset:])
         self._prefix_offset = self._read_offset = len(self._ids)
-        return text[len(prefix):] if text.startswith(prefix) else ""
+        # An answer cut by max_tokens inside a multi-byte character ends before it, not with
+        # U+FFFD: the incomplete bytes are dropped.
+        tail = text[len(prefix):] if text.startswith(prefix) else ""
+        return tail.rstrip("\ufffd")
 
     @property
     def text(self) -> str:

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "corsheaders",
     "csp",
     "rest_framework",
     "drf_spectacular",
@@ -115,6 +116,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "pawa.ops.middleware.RequestIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -290,6 +292,24 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "pawa.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# CORS for browser apps calling /v1/ (django-cors-headers). The API authenticates with a bearer
+# key, never a cookie, so credentials are not allowed and "*" (the default) lets any web page
+# call the API *with a key the page holds*: a key pasted into a public page is public. List the
+# origins of your own apps (comma-separated, e.g. "https://app.example.org") to narrow it.
+PAWA_API_CORS_ORIGINS = envlist("PAWA_API_CORS_ORIGINS", "*")
+CORS_URLS_REGEX = r"^/v1/.*$"
+CORS_ALLOW_ALL_ORIGINS = PAWA_API_CORS_ORIGINS == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else PAWA_API_CORS_ORIGINS
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "accept", "accept-language", "x-request-id",
+                      "openai-organization", "openai-project", "openai-beta", "x-stainless-arch",
+                      "x-stainless-lang", "x-stainless-os", "x-stainless-package-version",
+                      "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-retry-count",
+                      "x-stainless-timeout", "x-stainless-async"]
+CORS_EXPOSE_HEADERS = ["x-request-id", "openai-processing-ms", "retry-after", "x-ratelimit-limit-requests",
+                       "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"]
+CORS_PREFLIGHT_MAX_AGE = 600
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "PAWA API",
     "DESCRIPTION": "OpenAI-compatible API of this PAWA server. Authenticate with 'Authorization: Bearer pawa-…'.",

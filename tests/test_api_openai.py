@@ -158,7 +158,7 @@ def test_errors_use_the_openai_envelope_and_every_response_has_a_request_id(live
         ({"model": SMOL, "messages": [{"role": "user", "content": "hi"}], "n": 3}, "n"),
         ({"model": SMOL, "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, "temperature"),
         ({"model": SMOL, "messages": []}, "messages"),
-        ({"model": SMOL, "messages": [{"role": "user", "content": "hi"}], "presence_penalty": -1}, "presence_penalty"),
+        ({"model": SMOL, "messages": [{"role": "user", "content": "hi"}], "presence_penalty": -3}, "presence_penalty"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
     ]:
         response = httpx.post(f"{live_asgi}/v1/chat/completions", json=body, headers=headers)

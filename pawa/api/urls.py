@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from pawa.api import views
 
@@ -8,5 +8,7 @@ urlpatterns = [
     path("models/<str:model_id>", views.ModelDetail.as_view(), name="api-model"),
     path("chat/completions", views.ChatCompletions.as_view(), name="api-chat-completions"),
     path("completions", views.Completions.as_view(), name="api-completions"),
-    path("openapi.json", SpectacularAPIView.as_view(), name="api-schema"),
+    path("chat/request", views.ChatRequest.as_view(), name="api-chat-request"),
+    # JSON whatever the Accept header says (the plain view answers YAML to clients that send none).
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="api-schema"),
 ]

@@ -92,7 +92,9 @@ def generation_admit(
 
     `prompt`: the chat messages ([{"role", "content"}], system message first if any) for
     kind=chat, the text for kind=completion. `params`: temperature, top_p, top_k,
-    repetition_penalty, max_tokens, stop, seed; a missing or None value takes the default.
+    repetition_penalty, max_tokens, stop, seed, suppress_tokens (token ids), logprobs; a
+    missing or None value takes the default. Other keys (the API's json_schema) are kept in
+    the saved params for the worker.
     `trim` lets a chat that does not fit lose its oldest turns (the chat page); without it such
     a chat is refused (the API). The saved generation holds the messages actually kept and
     complete params, with max_tokens already clamped to the room left beside the prompt.
@@ -155,6 +157,8 @@ def _sampling_params(params: dict) -> SamplingParams:
         temperature=float(params["temperature"]), top_p=float(params["top_p"]), top_k=int(params["top_k"]),
         repetition_penalty=float(params["repetition_penalty"]), max_tokens=int(params["max_tokens"]),
         seed=params.get("seed"), stop=tuple(params.get("stop") or ()),
+        suppress_tokens=tuple(params.get("suppress_tokens") or ()),
+        logprobs=params.get("logprobs"),
     )
 
 

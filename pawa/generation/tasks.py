@@ -10,6 +10,7 @@ from django.conf import settings
 
 from inference import relay
 from inference.engine import GenerationResult, SamplingParams
+from inference.guided import Guide
 from inference.errors import ModelError
 from pawa.generation import services
 from pawa.generation.cancellation import cancel_watcher
@@ -28,6 +29,8 @@ def sampling_params(params: dict) -> SamplingParams:
         max_tokens=int(params.get("max_tokens", 512)),
         seed=params.get("seed"),
         stop=tuple(params.get("stop") or ()),
+        suppress_tokens=tuple(params.get("suppress_tokens") or ()),
+        logprobs=params.get("logprobs"),
     )
 
 
@@ -55,9 +58,16 @@ def run_generation(generation_id: str) -> None:
             prompt = engine.text_prompt(generation.prompt["prompt"])
         cancel = cancel_watcher().watch(generation_id)
         try:
-            stream = engine.generate(prompt, params, cancel=cancel, user=str(generation.user_id))
+            # An answer that must follow a JSON schema (the API's response_format and forced tool calls).
+            schema = generation.params.get("json_schema")
+            guide = Guide.json_schema(schema) if schema is not None else None
+            stream = engine.generate(prompt, params, cancel=cancel, user=str(generation.user_id), guide=guide)
+            sent = 0  # log-probability entries already relayed
             for delta in stream:
-                writer.delta(delta)
+                entries = stream.result.logprobs[sent:]
+                sent += len(entries)
+                writer.delta(delta, entries)
+            writer.delta("", stream.result.logprobs[sent:])
         finally:
             cancel_watcher().unwatch(generation_id)
             if stream is not None:
