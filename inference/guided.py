@@ -73,6 +73,7 @@ class Guide:
 # validates against the client's schema (a shorter string is as valid), and a client that
 # wants longer strings says so with maxLength.
 MAX_STRING_LENGTH = 256
+MAX_NUMBER = 10**15
 
 
 def bounded_strings(schema, limit: int = MAX_STRING_LENGTH):
@@ -88,6 +89,14 @@ def bounded_strings(schema, limit: int = MAX_STRING_LENGTH):
     is_string = types == "string" or (isinstance(types, list) and "string" in types)
     if is_string and not {"maxLength", "enum", "const", "pattern", "format"} & set(schema):
         bounded["maxLength"] = limit
+    # Numbers too: a small model can write digits until max_tokens runs out. An integer or
+    # number with no bounds of its own stays within ±10^15 (any such answer still validates).
+    is_number = types in ("integer", "number") or (isinstance(types, list) and {"integer", "number"} & set(types))
+    if is_number and not {"enum", "const"} & set(schema):
+        if not {"maximum", "exclusiveMaximum"} & set(schema):
+            bounded["maximum"] = MAX_NUMBER
+        if not {"minimum", "exclusiveMinimum"} & set(schema):
+            bounded["minimum"] = -MAX_NUMBER
     return bounded
 
 
