@@ -31,9 +31,11 @@ def wait_for(condition, timeout=60.0, interval=0.05):
 
 
 def test_a_swahili_message_streams_in_several_steps(page, login, owner, conversation, celery_worker):
+    conversation.model_name = "smollm2-135m-instruct"  # writes at length; the base model's framing is terse
+    conversation.save()
     login(page, owner)
     page.goto(f"/chat/{conversation.id}/")
-    page.get_by_label("Ujumbe").fill("Eleza kwa ufupi Mlima Kilimanjaro uko wapi.")
+    page.get_by_label("Ujumbe").fill("Niandikie hadithi kuhusu Mlima Kilimanjaro.")
     page.keyboard.press("Enter")
     seen = set()
     deadline = time.monotonic() + 90
@@ -49,7 +51,7 @@ def test_a_swahili_message_streams_in_several_steps(page, login, owner, conversa
     assert len(seen) >= 3  # the answer grew in several visible steps
     assert answer_text(page).strip() == page.locator(".message.assistant .body").last.inner_text().strip()
     assert page.locator("[data-announcer]").inner_text() == "Jibu limekamilika."
-    assert page.locator(".message.user .body").first.inner_text() == "Eleza kwa ufupi Mlima Kilimanjaro uko wapi."
+    assert page.locator(".message.user .body").first.inner_text() == "Niandikie hadithi kuhusu Mlima Kilimanjaro."
     outside = [url for url in page.requested_urls if urlparse(url).hostname != "127.0.0.1"]
     assert outside == []
 

@@ -51,13 +51,13 @@ def own_redis(tmp_path, settings):
 
 def new_generation(owner, text):
     return Generation.objects.create(
-        user=owner, model_name="gemma3-270m", prompt=[{"role": "user", "content": text}],
+        user=owner, model_name="smollm2-135m-instruct", prompt=[{"role": "user", "content": text}],
         params={"temperature": 0, "max_tokens": 400, "repetition_penalty": 1.1},
     )
 
 
 async def test_a_redis_restart_mid_answer_interrupts_it_and_keeps_its_text(owner, real_models, own_redis):
-    generation = await database_sync_to_async(new_generation)(owner, "Niandikie hadithi ndefu sana kuhusu simba.")
+    generation = await database_sync_to_async(new_generation)(owner, "Write a very long story about a lion and a mouse.")
     worker = threading.Thread(target=run_generation, args=(str(generation.id),), daemon=True)
     worker.start()
     client = aioredis.Redis.from_url(own_redis.url)

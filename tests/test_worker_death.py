@@ -50,10 +50,10 @@ def worker_process(real_models):
 
 async def test_a_killed_worker_becomes_an_interrupted_answer(owner, worker_process):
     conversation = await database_sync_to_async(Conversation.objects.create)(
-        user=owner, model_name="gemma3-270m", temperature=0, max_tokens=400)
+        user=owner, model_name="smollm2-135m-instruct", temperature=0, max_tokens=400)
     ws = await connect(owner)
     await ws.send_json_to({"type": "send", "conversation_id": conversation.id,
-                           "content": "Niandikie hadithi ndefu sana kuhusu Mlima Kilimanjaro."})
+                           "content": "Write a very long story about Mount Kilimanjaro."})
     accepted = await ws.receive_json_from(timeout=10)
     seen = await events_until(ws, timeout=60, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
     worker_process.kill()
@@ -75,10 +75,10 @@ async def test_a_killed_worker_with_no_reader_is_reaped_as_interrupted(owner, wo
 
     settings.PAWA_REAP_SECONDS = 1
     conversation = await database_sync_to_async(Conversation.objects.create)(
-        user=owner, model_name="gemma3-270m", temperature=0, max_tokens=400)
+        user=owner, model_name="smollm2-135m-instruct", temperature=0, max_tokens=400)
     ws = await connect(owner)
     await ws.send_json_to({"type": "send", "conversation_id": conversation.id,
-                           "content": "Niandikie hadithi ndefu sana kuhusu Ziwa Victoria."})
+                           "content": "Write a very long story about Lake Victoria."})
     accepted = await ws.receive_json_from(timeout=10)
     await events_until(ws, timeout=60, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
     await ws.disconnect()  # no reader from here on
