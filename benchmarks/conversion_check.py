@@ -26,7 +26,7 @@ from inference.engine import Engine  # noqa: E402
 from inference.gguf_convert import convert_gguf  # noqa: E402
 from inference.registry import ModelStore  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "inference" / "texts"
 NEW_TOKENS = 16
 
 

@@ -30,7 +30,7 @@ import ctranslate2  # noqa: E402
 from inference.engine import Engine, SamplingParams  # noqa: E402
 from inference.registry import ModelStore  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "inference" / "texts"
 
 
 def rss_mb() -> float:

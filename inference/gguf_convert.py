@@ -18,6 +18,7 @@ from ctranslate2.specs import common_spec, transformer_spec
 
 from inference.errors import ModelError
 from inference.gguf_tokenizer import build_tokenizer
+from inference.quantize import Int8Outcome, Int8Settings, Texts, write_model
 
 SUPPORTED_ARCHITECTURES = ("llama", "gemma2", "gemma3")
 
@@ -211,16 +212,29 @@ def build_spec(model: GGUFModel, progress: Progress | None = None):
 
 def convert_gguf(
     path: str | Path, output_dir: str | Path, quantization: str = "int8",
-    progress: Progress | None = None,
-) -> GGUFModel:
-    """Write a CTranslate2 model and its tokenizer.json into output_dir (which must exist)."""
+    progress: Progress | None = None, int8: Int8Settings | None = None,
+) -> tuple[GGUFModel, Int8Outcome]:
+    """Write a CTranslate2 model and its tokenizer.json into output_dir (which must exist).
+
+    int8 quantization goes through SmoothQuant calibration (`inference.quantize.write_model`);
+    `int8` says how (default: α 0.5, no install-time measurements). Returns the parsed GGUF model
+    and the chosen compute type with its measurements. Raises ModelError for unreadable files and
+    unsupported architectures.
+    """
     model = read_gguf(path)
-    spec = build_spec(model, progress)
-    spec.validate()
-    spec.optimize(quantization=quantization)
-    spec.save(str(output_dir))
-    del spec
-    gc.collect()
     tokenizer = build_tokenizer(model.metadata)
+    add_bos = bool(model.metadata.get("tokenizer.ggml.add_bos_token", False))
+    texts = Texts(tokenizer, (_token(model, "bos") or "") if add_bos else "")
+    builds = []
+
+    def build():
+        builds.append(1)  # only the first build reports progress: the others are for measuring
+        return build_spec(model, progress if len(builds) == 1 else None)
+
+    outcome = write_model(
+        build, Path(output_dir), quantization, texts,
+        settings=int8 or Int8Settings(measure=False), progress=progress,
+    )
+    gc.collect()
     tokenizer.save(str(Path(output_dir) / "tokenizer.json"))
-    return model
+    return model, outcome

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from inference import builtin
-from inference.card import CARD_FILE, ModelCard
+from inference.card import CARD_FILE, CONVERSION, ModelCard
 from inference.errors import ModelError
 
 # Card fields that frame a built-in model's prompts (not its weights): refreshed on install.
@@ -125,9 +125,13 @@ class ModelStore:
         force: bool = False,
         progress: Progress | None = None,
         work_dir: Path | None = None,
+        measure: bool = True,
     ) -> tuple[ModelCard, bool]:
         """Install a built-in model by name, a GGUF file, or a Hugging Face checkpoint folder.
 
+        int8 installs are smoothed for int8 computation and, with `measure`, measured (perplexity,
+        agreement, speed; see inference/quantize.py), which sets the card's default compute type.
+        A built-in model installed by an older conversion format is converted again.
         Returns the card and whether anything was installed (False: already there).
         """
         self.root.mkdir(parents=True, exist_ok=True)
@@ -152,17 +156,19 @@ class ModelStore:
 
         if self.is_installed(target_name) and not force:
             card = self.get(target_name)
-            if source is not None and target_name == source.name:
-                card = self._refresh_framing(card, source)
-            return card, False
+            outdated = source is not None and target_name == source.name and card.conversion < CONVERSION
+            if not outdated:
+                if source is not None and target_name == source.name:
+                    card = self._refresh_framing(card, source)
+                return card, False
 
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target_name}-", dir=self.root))
         try:
             if source is not None:
-                card = source.install(staging, quantization, progress, work_dir or self.root / ".cache")
+                card = source.install(staging, quantization, progress, work_dir or self.root / ".cache", measure)
                 card.name = target_name
             else:
-                card = install_path(path, staging, target_name, quantization, progress)
+                card = install_path(path, staging, target_name, quantization, progress, measure)
             card.size_on_disk_bytes = sum(f.stat().st_size for f in staging.iterdir() if f.is_file())
             card.installed_at = datetime.now(UTC).isoformat(timespec="seconds")
             card.save(staging)
@@ -176,18 +182,23 @@ class ModelStore:
         return card, True
 
 
-def install_path(path: Path, staging: Path, name: str, quantization: str, progress: Progress | None) -> ModelCard:
+def install_path(
+    path: Path, staging: Path, name: str, quantization: str, progress: Progress | None, measure: bool = True,
+) -> ModelCard:
+    from inference.quantize import Int8Settings
+
+    int8 = Int8Settings(measure=measure)
     if path.is_file():
         from inference.gguf_convert import convert_gguf
 
         sha = sha256_file(path, progress)
-        model = convert_gguf(path, staging, quantization, progress)
+        model, outcome = convert_gguf(path, staging, quantization, progress, int8=int8)
         return builtin.card_from_gguf(
             model, staging, name=name, quantization=quantization,
-            source={"type": "gguf", "file": str(path), "sha256": sha},
+            source={"type": "gguf", "file": str(path), "sha256": sha}, outcome=outcome,
         )
     if (path / "config.json").is_file():
         from inference.hf_convert import convert_hf
 
-        return convert_hf(path, staging, name=name, quantization=quantization, progress=progress)
+        return convert_hf(path, staging, name=name, quantization=quantization, progress=progress, int8=int8)
     raise ModelError(f"{path} is neither a GGUF file nor a Hugging Face checkpoint folder (no config.json)")

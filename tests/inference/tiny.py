@@ -44,8 +44,12 @@ def gpt2_vocab():
     return tokens, merges, types
 
 
-def write_tiny_gguf(path: Path, arch: str, *, seed: int = 0, vocab: str | None = None, context: int = 128) -> dict:
-    """Write a random tiny model; return its weights for the reference implementation."""
+def write_tiny_gguf(path: Path, arch: str, *, seed: int = 0, vocab: str | None = None, context: int = 128,
+                    adjust=None) -> dict:
+    """Write a random tiny model; return its weights for the reference implementation.
+
+    adjust(weights, layers) -> weights: changes the weights before they are written.
+    """
     rng = np.random.default_rng(seed)
     hidden, heads, heads_kv, head_dim, ffn = 32, 4, 2, 8, 48
     layers = 6 if arch == "gemma3" else 2
@@ -112,6 +116,8 @@ def write_tiny_gguf(path: Path, arch: str, *, seed: int = 0, vocab: str | None =
         if arch == "gemma3":
             weights[f"{p}.attn_q_norm.weight"] = 1 + rand(head_dim, scale=0.1)
             weights[f"{p}.attn_k_norm.weight"] = 1 + rand(head_dim, scale=0.1)
+    if adjust is not None:
+        weights = adjust(weights, layers)
     for name, value in weights.items():
         writer.add_tensor(name, value)
     writer.write_header_to_file()
@@ -171,6 +177,9 @@ def reference_logits(model: dict, ids: list[int]) -> np.ndarray:
             is_global = (i + 1) % 6 == 0
             base = 1_000_000.0 if is_global else 10000.0
             window = 0 if is_global else model["window"]
+        elif arch == "gemma2":
+            base = 1_000_000.0  # the file's rope_freq_base; even layers attend locally
+            window = model["window"] if i % 2 == 0 else 0
         q = _rope(q, positions, base, interleaved=not gemma)
         k = _rope(k, positions, base, interleaved=not gemma)
         group = heads // heads_kv

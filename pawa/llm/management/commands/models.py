@@ -12,7 +12,8 @@ from inference.errors import ModelError
 from inference.registry import QUANTIZATIONS
 from pawa.llm.store import model_store
 
-STEP_LABELS = {"sha256": "checking sha256", "convert": "converting layers"}
+STEP_LABELS = {"sha256": "checking sha256", "convert": "converting layers",
+               "calibrate": "calibrating int8 (texts)", "measure": "measuring int8 vs float32 (steps)"}
 
 
 class TqdmProgress:
@@ -56,6 +57,8 @@ class Command(BaseCommand):
         install.add_argument("--name", help="name to install under (one source only)")
         install.add_argument("--quantization", choices=QUANTIZATIONS)
         install.add_argument("--force", action="store_true", help="reinstall even if present")
+        install.add_argument("--no-measure", dest="measure", action="store_false",
+                             help="skip the install-time int8 measurements (perplexity, agreement, speed)")
         remove = sub.add_parser("remove", help="Remove an installed model.")
         remove.add_argument("name")
         configure = sub.add_parser("configure", help="Change how a model runs on CPU (see its card's measurements).")
@@ -94,14 +97,15 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"    {card.display_name} · {card.license} · {card.summary('en')}")
 
-    def do_install(self, *, sources, name, quantization, force, **options):
+    def do_install(self, *, sources, name, quantization, force, measure=True, **options):
         if name and len(sources) > 1:
             raise CommandError("--name works with one source only")
         store = model_store()
         for source in sources:
             progress = TqdmProgress(name or source)
             try:
-                card, installed = store.install(source, name=name, quantization=quantization, force=force, progress=progress)
+                card, installed = store.install(source, name=name, quantization=quantization, force=force,
+                                                progress=progress, measure=measure)
             finally:
                 progress.close()
             if installed:
@@ -109,6 +113,9 @@ class Command(BaseCommand):
                     f"Installed {card.name} ({card.quantization}, {human_size(card.size_on_disk_bytes)} on disk; "
                     f"float32 would be {human_size(card.size_fp32_bytes)})"
                 ))
+                decision = card.measurements.get("decision", {}).get("en")
+                if decision:
+                    self.stdout.write(f"    computes in {decision}")
             else:
                 self.stdout.write(f"{card.name} is already installed")
 
