@@ -231,10 +231,10 @@ def convert_gguf(
         builds.append(1)  # only the first build reports progress: the others are for measuring
         return build_spec(model, progress if len(builds) == 1 else None)
 
+    tokenizer.save(str(Path(output_dir) / "tokenizer.json"))  # the install-time measurements read it
     outcome = write_model(
         build, Path(output_dir), quantization, texts,
         settings=int8 or Int8Settings(measure=False), progress=progress,
     )
     gc.collect()
-    tokenizer.save(str(Path(output_dir) / "tokenizer.json"))
     return model, outcome

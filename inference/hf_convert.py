@@ -61,6 +61,7 @@ def convert_hf(path: Path, staging: Path, *, name: str, quantization: str, progr
             raise NotImplementedError("This model is not supported by CTranslate2 or this converter")
         return spec
 
+    tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))  # the install-time measurements read it
     if progress:
         progress("convert", 0, 1)
     try:
@@ -70,7 +71,6 @@ def convert_hf(path: Path, staging: Path, *, name: str, quantization: str, progr
         raise ModelError(f"Cannot convert {path.name} ({architecture}): {exc}") from exc
     if progress:
         progress("convert", 1, 1)
-    tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
     uses_chatml = "<|im_start|>" in tokenizer.get_vocab()
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     parameters = _parameter_count(weights)

@@ -339,8 +339,9 @@ class SmoothingResult:
     max_scale: float
 
     def as_dict(self) -> dict:
-        return {"alpha": self.alpha, "sites": self.sites, "output_projection": self.output_projection,
-                "max_scale": round(self.max_scale, 2)}
+        kinds = sorted({site.split(".")[-1] for site in self.sites if site != "head"})
+        return {"alpha": self.alpha, "layers": len(self.sites) // max(len(kinds), 1), "sites_per_layer": kinds,
+                "output_projection": self.output_projection, "max_scale": round(self.max_scale, 2)}
 
 
 def smooth(spec, stats: ActivationStats, alpha: float, *, output_projection: bool = False) -> SmoothingResult:

@@ -219,7 +219,7 @@ def real_models():
 
     store = ModelStore(settings.PAWA_MODELS_DIR)
     for name in BUILTIN_MODELS:
-        store.install(name)
+        store.install(name, measure=True)
     return store
 
 

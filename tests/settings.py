@@ -32,6 +32,9 @@ if "PAWA_TEST_RUN" not in os.environ:
     os.environ["PAWA_TEST_RUN"] = run
     os.environ["PAWA_VAR_DIR"] = tempfile.mkdtemp(prefix=f"pawa-test-{run}-")
     os.environ.setdefault("PAWA_MODELS_DIR", str(BASE_DIR / "var" / "models"))
+    # Tiny random models are installed without the int8 measurements (the built-in ones and
+    # tests/inference/test_smoothing.py measure).
+    os.environ.setdefault("PAWA_INSTALL_MEASURE", "0")
     os.environ["PAWA_EMBEDDED_REDIS_PORT"] = str(_free_port())
     os.environ["PAWA_REDIS_PREFIX"] = f"pawa-test-{run}"
     os.environ["PAWA_INFERENCE_QUEUE"] = f"pawa-test-{run}-inference"

@@ -126,7 +126,7 @@ def test_smoothing_lowers_the_int8_error(outlier_model, tmp_path):
 
 def test_an_int8_install_is_smoothed_measured_and_chooses_its_compute_type(outlier_model, tmp_path):
     store = ModelStore(tmp_path / "models")
-    card, installed = store.install(str(outlier_model["path"]), name=f"outliers-{outlier_model['arch']}")
+    card, installed = store.install(str(outlier_model["path"]), name=f"outliers-{outlier_model['arch']}", measure=True)
     assert installed
     measurements = card.measurements
     assert measurements["int8"]["method"] == "SmoothQuant"
@@ -135,6 +135,7 @@ def test_an_int8_install_is_smoothed_measured_and_chooses_its_compute_type(outli
     assert variants == ["float32", "int8", "int8_smoothed"]
     assert measurements["quality"][0]["ppl_sw_delta"] == 0
     assert {row["compute_type"] for row in measurements["speed"]} == {"int8", "float32"}
+    assert all(row["tok_s"] > 0 and row["rss_mib"] >= 0 for row in measurements["speed"]), measurements["speed"]
     within = max(measurements["quality"][-1]["ppl_sw_delta"], measurements["quality"][-1]["ppl_en_delta"]) <= 3
     assert card.compute_type == ("int8" if within else "float32")
     assert card.compute_type in measurements["decision"]["en"]

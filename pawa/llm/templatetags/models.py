@@ -28,3 +28,11 @@ def num(value, digits: int = 4) -> str:
 @register.filter
 def percent(value) -> str:
     return f"{value:+.1f} %"
+
+
+@register.filter
+def in_language(texts, language: str) -> str:
+    """texts: {"en": ..., "sw": ...}; the one for `language`, else English."""
+    if not isinstance(texts, dict):
+        return ""
+    return texts.get(language) or texts.get("en", "")
