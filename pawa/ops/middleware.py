@@ -1,9 +1,14 @@
-"""Every response carries an x-request-id (the client's own, when it sent a sane one)."""
+"""Every response carries an x-request-id (the client's own, when it sent a sane one), every
+log record of the request carries it too (pawa/ops/logs.py), and every request is counted by
+endpoint and status for /metrics (pawa/ops/metrics.py)."""
 
 import re
 import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from pawa.ops import metrics
+from pawa.ops.logs import set_request_id
 
 SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -21,7 +26,9 @@ class RequestIdMiddleware:
     @staticmethod
     def _id(request) -> str:
         incoming = request.headers.get("X-Request-Id", "")
-        return incoming if SANE_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+        request_id = incoming if SANE_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+        set_request_id(request_id)
+        return request_id
 
     def __call__(self, request):
         if self.is_async:
@@ -35,4 +42,30 @@ class RequestIdMiddleware:
         request.request_id = self._id(request)
         response = await self.get_response(request)
         response["x-request-id"] = request.request_id
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Counts each HTTP request by endpoint (the URL pattern's name, never the raw path, so
+    ids in paths do not make new series), method and response status."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self._acall(request)
+        response = self.get_response(request)
+        metrics.http_request_count(request=request, status=response.status_code)
+        return response
+
+    async def _acall(self, request):
+        response = await self.get_response(request)
+        metrics.http_request_count(request=request, status=response.status_code)
         return response
