@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +92,16 @@ def test_databases_and_models_live_in_named_volumes_with_healthchecks():
 def test_scrapers_outside_the_container_can_be_let_in():
     environment = compose()["x-pawa-env"]
     assert {"PAWA_METRICS_ALLOW", "PAWA_METRICS_TOKEN", "PAWA_LOG_FORMAT"} <= set(environment)
+
+
+@pytest.mark.django_db
+def test_the_deploy_guide_is_in_both_languages_and_linked_from_the_docs(client):
+    english = client.get("/docs/deploy/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    swahili = client.get("/docs/deploy/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
+    assert "Deploying PAWA" in english and "Usambazaji wa PAWA" in swahili
+    for body in (english, swahili):
+        assert "proxy_set_header Upgrade $http_upgrade;" in body  # websocket upgrade through the TLS proxy
+        assert "pg_dump" in body and "manage.py migrate" in body and "/metrics" in body
+        assert re.search(r"smollm2-135m-instruct</code></td><td>\d+ MiB</td><td>\d+ MiB", body)  # measured sizes
+    for language in ("en", "sw"):
+        assert 'href="/docs/deploy/"' in client.get("/docs/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
