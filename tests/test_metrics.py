@@ -141,9 +141,12 @@ async def test_counts_rise_after_a_real_chat_answer_and_api_call_counted_by_a_wo
                 json={"model": SMOL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6})
             assert answer.status_code == 200 and answer.headers["x-request-id"] == "trace-api-1"
             deadline = time.monotonic() + 15
+
+            def grown(name, **labels):
+                return value(after, name, **labels) > value(before, name, **labels)
+
             while True:  # each process writes its counts to Redis within a second
                 after = samples((await http.get("/metrics")).text)
-                grown = lambda name, **labels: value(after, name, **labels) > value(before, name, **labels)  # noqa: E731
                 if all([grown("pawa_generations_total", model=SMOL, surface="chat"),
                         grown("pawa_generations_total", model=SMOL, surface="api"),
                         grown("pawa_http_requests_total", endpoint="api-chat-completions", status=200)]):

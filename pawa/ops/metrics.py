@@ -36,6 +36,7 @@ import atexit
 import json
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class _Buffer:
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
         self.sums: dict[tuple[str, str], float] = defaultdict(float)
         self.thread: threading.Thread | None = None
-        self.wake = threading.Event()
+        self.failing = False
 
     def add(self, key: str, field: str, amount: int) -> None:
         with self.lock:
@@ -123,13 +125,12 @@ class _Buffer:
 
     def _run(self) -> None:
         while True:
-            self.wake.wait(FLUSH_SECONDS)
-            self.wake.clear()
+            time.sleep(FLUSH_SECONDS)
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
         """Write the pending increments in one round trip; on a Redis error they wait for the
-        next flush (never lost while the process lives)."""
+        next flush (never lost while the process lives). `final`: at exit, nothing is kept."""
         with self.lock:
             counts, sums = self.counts, self.sums
             self.counts, self.sums = defaultdict(int), defaultdict(float)
@@ -144,8 +145,13 @@ class _Buffer:
             for (key, field), amount in sums.items():
                 pipe.hincrbyfloat(key, field, amount)
             pipe.execute()
+            self.failing = False
         except redis.RedisError as exc:
-            log.warning("metrics not written yet: %s", exc)
+            if final:
+                return
+            if not self.failing:  # once per outage, not every second
+                log.warning("metrics not written yet: %s", exc)
+            self.failing = True
             with self.lock:
                 for item, amount in counts.items():
                     self.counts[item] += amount
@@ -154,7 +160,7 @@ class _Buffer:
 
 
 _buffer = _Buffer()
-atexit.register(_buffer.flush)
+atexit.register(lambda: _buffer.flush(final=True))
 
 
 def metrics_flush() -> None:
@@ -182,7 +188,9 @@ def http_request_count(*, request, status: int) -> None:
     a path no pattern matched, e.g. a 404 or a redirect made before routing)."""
     match = getattr(request, "resolver_match", None)
     endpoint = (match.view_name or match.route) if match is not None else "unmatched"
-    counter_inc(HTTP_REQUESTS, (endpoint, request.method, status))
+    # Clients choose the method: only known ones become series, so nobody can add series at will.
+    method = request.method if request.method in HTTP_METHODS else "other"
+    counter_inc(HTTP_REQUESTS, (endpoint, method, status))
 
 
 def generation_count(generation) -> None:
