@@ -95,6 +95,8 @@ def test_responses_carry_a_request_id_and_so_do_their_log_records(client):
     assert re.fullmatch(r"req_[0-9a-f]{32}", fresh["X-Request-ID"])
     not_found = [r for r in records if r.name == "django.request" and "no-such-page" in r.getMessage()]
     assert not_found and all(r.request_id == "trace-42.a" for r in not_found)
+    access = [r for r in records if r.name == "pawa.access" and "/no-such-page/ 404" in r.getMessage()]
+    assert access and access[0].request_id == "trace-42.a"
 
 
 def test_json_log_lines_carry_the_ids():
