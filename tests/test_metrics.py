@@ -170,3 +170,18 @@ async def test_counts_rise_after_a_real_chat_answer_and_api_call_counted_by_a_wo
         assert any("finished on metrics@" in line and "trace-api-1" in line for line in lines), lines
     finally:
         stop_worker(worker)
+
+
+@pytest.mark.django_db
+def test_histograms_are_cumulative_with_sum_and_count(client):
+    from pawa.ops.metrics import BATCH_SIZE, histogram_observe, metrics_flush
+
+    for size in (1, 3, 8, 100):
+        histogram_observe(BATCH_SIZE, ("histogram-check",), size)
+    metrics_flush()
+    parsed = samples(client.get("/metrics").content.decode())
+    buckets = {dict(items)["le"]: v for (name, items), v in parsed.items()
+               if name == "pawa_batch_size_bucket" and dict(items)["model"] == "histogram-check"}
+    assert buckets == {"1.0": 1, "2.0": 1, "4.0": 2, "8.0": 3, "16.0": 3, "32.0": 3, "64.0": 3, "+Inf": 4}
+    assert value(parsed, "pawa_batch_size_sum", model="histogram-check") == 112
+    assert value(parsed, "pawa_batch_size_count", model="histogram-check") == 4
