@@ -12,4 +12,4 @@ RUN SECRET_KEY=build-only PAWA_VAR_DIR=/tmp/build-var python manage.py models in
 RUN mkdir -p /data && useradd --system --home /app pawa && chown -R pawa /data
 USER pawa
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "pawa.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio", "--proxy-headers", "--forwarded-allow-ips", "*"]
+CMD ["python", "-m", "uvicorn", "pawa.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio", "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log"]

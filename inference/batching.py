@@ -111,6 +111,8 @@ class BatchScheduler:
     re-submitted as tokens).
     replicas: batches run at once (each on its own thread); max_batch_size: sequences per batch.
     join_steps / slice_seconds / length_slack: see the module docstring.
+    on_batch: called with the number of sequences of every batch a replica starts (from the
+    replica's thread; it must be quick and must not raise), e.g. to record batch sizes.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class BatchScheduler:
         self._counter = itertools.count()
         self.tokens_generated = 0
         self.batches_run = 0
+        self.on_batch: Callable[[int], None] | None = None
         self._threads = [
             threading.Thread(target=self._replica, name=f"pawa-replica-{n}", daemon=True)
             for n in range(self.replicas)
@@ -290,6 +293,11 @@ class BatchScheduler:
                         for request in batch.requests:
                             self._end(request, "error", "The model was unloaded")
                     return
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(batch.requests))
+                except Exception:  # noqa: BLE001 - an observer never stops decoding
+                    log.exception("batch observer failed")
             self._run(batch)
             with self._cond:
                 self._running.remove(batch)

@@ -9,7 +9,10 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from pawa.ops.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +72,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Health checks answer on plain HTTP inside the deployment (container healthchecks).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Nothing on a PAWA page may load from or send to another host (django-csp).
 CONTENT_SECURITY_POLICY = {
@@ -116,6 +119,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "pawa.ops.middleware.RequestIdMiddleware",
+    "pawa.ops.middleware.RequestMetricsMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -321,14 +325,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/v1",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Every record carries the request and generation ids (pawa/ops/logs.py); PAWA_LOG_FORMAT=json
+# writes one JSON object per line.
+PAWA_LOG_FORMAT = env("PAWA_LOG_FORMAT", "plain").strip().lower()
+LOGGING = logging_config(log_format=PAWA_LOG_FORMAT, level=env("LOG_LEVEL", "INFO"))
 CSRF_FAILURE_VIEW = "pawa.pages.views.csrf_failure"
 
 # Language models (see inference/ and `manage.py models`).
@@ -368,3 +368,22 @@ PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
 # Developer API limits (per key; admins override per user).
 PAWA_API_REQUESTS_PER_MINUTE = envint("PAWA_API_REQUESTS_PER_MINUTE", "60")
 PAWA_API_TOKENS_PER_MINUTE = envint("PAWA_API_TOKENS_PER_MINUTE", "20000")
+
+# GET /metrics (Prometheus): loopback clients always; other addresses when they are in
+# PAWA_METRICS_ALLOW (comma-separated CIDRs, e.g. "10.0.0.0/8,192.168.1.5/32") or send
+# "Authorization: Bearer <PAWA_METRICS_TOKEN>" (or PAWA_METRICS_TOKEN_FILE).
+PAWA_METRICS_ALLOW = envlist("PAWA_METRICS_ALLOW", "")
+PAWA_METRICS_TOKEN = env("PAWA_METRICS_TOKEN")
+
+
+def _check_networks(names: list[str]) -> None:
+    import ipaddress
+
+    for name in names:
+        try:
+            ipaddress.ip_network(name, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"PAWA_METRICS_ALLOW: {name!r} is not an address or CIDR network") from None
+
+
+_check_networks(PAWA_METRICS_ALLOW)

@@ -27,6 +27,9 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    from pawa.ops.metrics import metrics_flush
+
+    metrics_flush()  # while Redis still runs
     if _embedded_redis is not None:
         _embedded_redis.terminate()
         _embedded_redis.wait(timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from adrf.views import APIView
@@ -31,6 +32,7 @@ from pawa.generation.prompts import prompt_builder
 from pawa.generation.redis import async_client
 from pawa.llm.store import installed_models, model_store
 
+log = logging.getLogger(__name__)
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
 
 
@@ -293,11 +295,16 @@ class GenerationView(ApiView):
 
     async def _events(self, generation_id: str):
         client = async_client()
+        # A generator's steps may run in different contexts: the id goes with each record.
+        ids = {"generation_id": generation_id}
+        log.info("relaying generation %s to an API client", generation_id, extra=ids)
         try:
             async for _entry_id, event in relay.follow(
                 client, generation_id,
                 on_idle=sync_to_async(lambda: generation_services.generation_idle_event(generation_id=generation_id)),
             ):
+                if event["type"] in relay.FINAL_EVENTS:
+                    log.info("relayed generation %s to its end (%s)", generation_id, event["type"], extra=ids)
                 yield event
         finally:
             await client.aclose()

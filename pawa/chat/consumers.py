@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -22,6 +23,7 @@ from pawa.generation.models import Generation
 from pawa.chat.frames import parse_frame, session_still_valid, user_group
 from pawa.generation.redis import async_client
 from pawa.ops.jsonstrict import BadJSON, loads_strict
+from pawa.ops.logs import log_context, set_request_id
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
             request_id = None
         kind = None
+        # Each frame is a request of its own for the logs (and for the worker that runs its answer).
+        set_request_id(f"ws_{uuid.uuid4().hex}")
         try:
             kind, fields = parse_frame(content)
             await getattr(self, f"on_{kind}")(fields)
@@ -263,12 +267,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.relays[generation_id] = asyncio.create_task(self._relay(generation_id, last_id))
 
     async def _relay(self, generation_id: str, last_id: str) -> None:
+        with log_context(generation_id=generation_id):
+            await self._relay_events(generation_id, last_id)
+
+    async def _relay_events(self, generation_id: str, last_id: str) -> None:
+        log.info("relaying generation %s to a page from %s", generation_id, last_id)
         try:
             async for entry_id, event in relay.follow(
                 self.redis, generation_id, last_id, on_idle=lambda: _idle_event(generation_id)
             ):
                 if not await self._send_frame({**event, "generation_id": generation_id, "id": entry_id}):
                     return
+                if event["type"] in relay.FINAL_EVENTS:
+                    log.info("relayed generation %s to its end (%s)", generation_id, event["type"])
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the page is told; the answer itself goes on

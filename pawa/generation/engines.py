@@ -10,6 +10,7 @@ from django.conf import settings
 
 from inference.engine import Engine
 from pawa.llm.store import model_store
+from pawa.ops.metrics import batch_observer
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -30,6 +31,8 @@ def get_engine(model_name: str) -> Engine:
                 max_batch_size=settings.PAWA_MAX_BATCH_SIZE or None,
                 time_limit=settings.PAWA_GENERATION_TIME_LIMIT or None,
             )
+            if engine.scheduler is not None:
+                engine.scheduler.on_batch = batch_observer(model_name)
             _engines[model_name] = engine
         return engine
 

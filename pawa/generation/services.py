@@ -19,6 +19,7 @@ from pawa.generation.models import Generation
 from pawa.generation.redis import sync_client
 from pawa.generation.signals import generation_finished
 from pawa.generation.workers import seconds_without_worker, worker_capacity
+from pawa.ops.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ def _enqueue(generation: Generation) -> None:
         sync_client().zadd(settings.PAWA_QUEUE_KEY, {generation_id: time.time()})
         # Bounded: the producer pool, the connection and the publish retries all time out
         # (settings.py), so a broker in trouble costs seconds, not a wedged request.
-        run_generation.apply_async(args=[generation_id], queue=settings.PAWA_INFERENCE_QUEUE)
+        # The request id travels with the task: the worker's log records carry it (pawa/ops/logs.py).
+        run_generation.apply_async(args=[generation_id, current_request_id()], queue=settings.PAWA_INFERENCE_QUEUE)
+        log.info("generation %s queued (model %s, %s)", generation_id, generation.model_name, generation.source)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the generation cannot run
         log.error("could not enqueue generation %s: %s", generation_id, exc)
         generation_end_unstarted(

@@ -16,6 +16,7 @@ from pawa.generation import services
 from pawa.generation.cancellation import cancel_watcher
 from pawa.generation.engines import get_engine
 from pawa.generation.redis import sync_client
+from pawa.ops.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,20 @@ def sampling_params(params: dict) -> SamplingParams:
 RELAY_RETRY_SECONDS = 30.0
 
 
-@shared_task(name="pawa.generation.run", acks_late=True, ignore_result=True)
-def run_generation(generation_id: str) -> None:
+@shared_task(name="pawa.generation.run", acks_late=True, ignore_result=True, bind=True)
+def run_generation(self, generation_id: str, request_id: str | None = None) -> None:
+    """Run one generation. `request_id`: the id of the web request (or websocket frame) that
+    asked for it; this worker's log records carry it and the generation id (pawa/ops/logs.py)."""
+    with log_context(request_id=request_id or "-", generation_id=generation_id):
+        _run(generation_id, worker=self.request.hostname or "")
+
+
+def _run(generation_id: str, *, worker: str) -> None:
     generation = services.generation_start(generation_id=generation_id)
     if generation is None:
+        log.info("generation %s not started: no longer queued", generation_id)
         return  # cancelled while queued, or already run by another worker
+    log.info("generation %s started on %s (model %s)", generation_id, worker, generation.model_name)
     writer = relay.StreamWriter(
         sync_client(), generation_id, flush_interval=settings.PAWA_STREAM_FLUSH_MS / 1000
     )
@@ -95,6 +105,9 @@ def run_generation(generation_id: str) -> None:
         raise exc
     generation = services.generation_finish(generation=generation, result=result)
     _close(writer, {"type": "done", **generation.stats()})
+    log.info("generation %s finished on %s: %s, %s prompt + %s completion tokens, TTFT %s ms, %s tok/s",
+             generation_id, worker, generation.finish_reason, generation.prompt_tokens,
+             generation.completion_tokens, generation.time_to_first_token_ms, generation.tokens_per_second)
 
 
 def _close(writer: relay.StreamWriter, event: dict) -> None:

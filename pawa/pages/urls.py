@@ -22,4 +22,5 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("img/pawa.svg"), permanent=True)),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics_view, name="metrics"),
 ]

@@ -19,6 +19,7 @@ DOCS_PAGES = {
     "api": _("Developer API"),
     "models": _("Models"),
     "quantization": _("Quantization"),
+    "deploy": _("Deployment"),
 }
 
 

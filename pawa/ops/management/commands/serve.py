@@ -48,6 +48,8 @@ class Command(BaseCommand):
             python, "-m", "uvicorn", "pawa.asgi:application",
             "--host", host, "--port", str(port),
             "--ws", "websockets-sansio", "--proxy-headers", "--no-server-header",
+            # PAWA writes the access log itself, with the request id (pawa.ops.middleware).
+            "--no-access-log",
         ]
         manager.add_process("web", shlex.join(web), env=env)
         self.stdout.write(f"PAWA starts on http://{host}:{port}  (Ctrl-C stops everything)")
