@@ -2,8 +2,8 @@
 
 transformers (with torch) loads the same GGUF file, dequantizes it and runs its own model code
 and tokenizer. For each prompt we compare the first 16 greedy tokens of transformers with the
-CTranslate2 conversion (float32 and int8 compute), and the next-token distribution of a long
-prompt. Development only: needs `pip install -r requirements-convert.txt`.
+CTranslate2 conversion (float32, plain int8 and the installed smoothed int8), and the next-token
+distribution of a long prompt. Development only: needs `pip install -r requirements-convert.txt`.
 
     python benchmarks/conversion_check.py [--models-dir var/models] [--models NAME ...]
 """
@@ -58,9 +58,11 @@ def main() -> None:
             convert_gguf(gguf_path, Path(tmp), "float32")
             installed = str(store.path(name))
             generators = {
-                "fp32 weights, fp32 compute": ctranslate2.Generator(tmp, compute_type="float32", intra_threads=2),
-                "int8 weights, fp32 compute": ctranslate2.Generator(installed, compute_type="float32", intra_threads=2),
-                "int8 weights, int8 compute": ctranslate2.Generator(installed, compute_type="int8", intra_threads=2),
+                "float32": ctranslate2.Generator(tmp, compute_type="float32", intra_threads=2),
+                # The float32 conversion quantized at load time: int8 without smoothing.
+                "plain int8": ctranslate2.Generator(tmp, compute_type="int8", intra_threads=2),
+                # The installed model: SmoothQuant-smoothed int8 weights, int8 computation.
+                "smoothed int8 (installed)": ctranslate2.Generator(installed, compute_type="int8", intra_threads=2),
             }
             print(f"\n{name} ({gguf_path.name}) vs transformers {__import__('transformers').__version__}")
             same_tokens = 0

@@ -155,3 +155,51 @@ def test_settings_validate_alpha():
     assert Int8Settings().alpha == 0.5
     scales = smoothing.smoothing_scales(np.array([0.0, 1.0, 100.0]), np.array([1.0, 0.0, 1.0]), 0.5)
     assert np.all(np.isfinite(scales)) and scales.min() >= smoothing.SCALE_MIN
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma2", "qwen2"])
+def hf_checkpoint(request, tiny_models, tmp_path_factory):
+    """A tiny random Hugging Face checkpoint (the PAWA-Min path) and its transformers model."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tests.inference.test_hf_convert import make_checkpoint
+
+    root = tmp_path_factory.mktemp(f"hf-smooth-{request.param}")
+    tokenizer_file = tiny_models["llama"]["int8"] / "tokenizer.json"
+    if request.param == "qwen2":  # q/k/v with biases
+        model = make_checkpoint(root, "llama", tokenizer_file)
+        config = Qwen2Config(vocab_size=model.config.vocab_size, hidden_size=64, intermediate_size=128,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=256, tie_word_embeddings=False)
+        torch.manual_seed(1)
+        model = Qwen2ForCausalLM(config).eval()
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "norm" in name or "bias" in name:
+                    parameter.add_(torch.randn_like(parameter) * 0.1)
+        model.save_pretrained(str(root))
+    else:
+        model = make_checkpoint(root, request.param, tokenizer_file)
+    return request.param, root, model
+
+
+def test_the_hugging_face_path_is_smoothed_exactly(hf_checkpoint, tmp_path):
+    import torch
+    from ctranslate2.converters import TransformersConverter
+
+    kind, folder, model = hf_checkpoint
+    spec = TransformersConverter(str(folder))._load()
+    ids = [5, 60, 61, 70, 120, 9, 33, 47]
+    with torch.no_grad():
+        expected = model(torch.tensor([ids])).logits[0].numpy()
+    smoothing.materialize(spec)
+    np.testing.assert_allclose(smoothing.forward(spec, ids, logits=True), expected, rtol=1e-3, atol=1e-3)
+    stats = smoothing.calibrate(spec, [list(range(3, 40)), list(range(50, 90))])
+    smoothing.smooth(spec, stats, 0.5, output_projection=True)
+    np.testing.assert_allclose(smoothing.forward(spec, ids, logits=True), expected, rtol=1e-3, atol=1e-3)
+
+    store = ModelStore(tmp_path / "models")
+    card, _ = store.install(str(folder), name=f"hf-{kind}", quantization="int8", measure=False)
+    assert card.measurements["int8"]["method"] == "SmoothQuant"
+    assert card.compute_type == "int8"
