@@ -26,6 +26,10 @@ def _nice_max(value: float) -> float:
     return 10 * magnitude
 
 
+def _f(value: float) -> str:
+    return f"{value:.1f}"
+
+
 def _number(value: float) -> str:
     if value >= 1_000_000:
         return f"{value / 1_000_000:g}M"
@@ -52,15 +56,15 @@ def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]
     for fraction in (0, 0.5, 1):
         level = top * fraction
         parts.append(format_html(
-            '<line class="grid" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"/>'
-            '<text class="axis" x="{}" y="{:.1f}" text-anchor="end">{}</text>',
-            LEFT, WIDTH - RIGHT, y(level), y(level), LEFT - 6, y(level) + 4, _number(level) + unit))
+            '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
+            '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
+            LEFT, WIDTH - RIGHT, _f(y(level)), _f(y(level)), LEFT - 6, _f(y(level) + 4), _number(level) + unit))
     shown = {0, points_count - 1, (points_count - 1) // 2}
     for index, label in enumerate(labels):
         if index in shown:
             anchor = "start" if index == 0 else "end" if index == points_count - 1 else "middle"
-            parts.append(format_html('<text class="axis" x="{:.1f}" y="{}" text-anchor="{}">{}</text>',
-                                     x(index), HEIGHT - 8, anchor, label))
+            parts.append(format_html('<text class="axis" x="{}" y="{}" text-anchor="{}">{}</text>',
+                                     _f(x(index)), HEIGHT - 8, anchor, label))
     for number, (name, values) in enumerate(series):
         runs, run = [], []
         for index, value in enumerate(values):
@@ -74,8 +78,8 @@ def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]
             runs.append(run)
         for run in runs:
             if len(run) == 1:
-                parts.append(format_html('<circle class="series-{}" cx="{:.1f}" cy="{:.1f}" r="3"><title>{}</title>'
-                                         '</circle>', number % 8, run[0][0], run[0][1], name))
+                parts.append(format_html('<circle class="series-{}" cx="{}" cy="{}" r="3"><title>{}</title>'
+                                         '</circle>', number % 8, _f(run[0][0]), _f(run[0][1]), name))
             else:
                 path = " ".join(f"{px:.1f},{py:.1f}" for px, py in run)
                 parts.append(format_html('<polyline class="series-{}" points="{}"><title>{}</title></polyline>',
@@ -99,10 +103,10 @@ def bar_chart(*, items: list[tuple[str, float]], title: str, unit: str = "") -> 
         short = label if len(label) <= 26 else label[:25] + "…"
         parts.append(format_html(
             '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>'
-            '<rect class="series-0" x="{}" y="{}" width="{:.1f}" height="{}"><title>{}</title></rect>'
-            '<text class="axis" x="{:.1f}" y="{}">{}</text>',
-            label_w - 8, y + row / 2 + 4, short, label_w, y, max(width, 1), row, label,
-            label_w + width + 6, y + row / 2 + 4, _number(value) + unit))
+            '<rect class="series-0" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>'
+            '<text class="axis" x="{}" y="{}">{}</text>',
+            label_w - 8, _f(y + row / 2 + 4), short, label_w, y, _f(max(width, 1)), row, label,
+            _f(label_w + width + 6), _f(y + row / 2 + 4), _number(value) + unit))
     return format_html('<figure class="chart"><svg viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg></figure>',
                        WIDTH, height, title, mark_safe("".join(parts)))
 
