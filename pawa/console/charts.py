@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+WIDTH, HEIGHT = 480, 220
+LEFT, RIGHT, TOP, BOTTOM = 52, 14, 12, 30
 
 
 def _nice_max(value: float) -> float:
@@ -32,16 +32,16 @@ def _f(value: float) -> str:
 
 def _number(value: float) -> str:
     if value >= 1_000_000:
-        return f"{value / 1_000_000:g}M"
+        return f"{value / 1_000_000:.1f}".removesuffix(".0") + "M"
     if value >= 1_000:
-        return f"{value / 1_000:g}k"
-    return f"{value:g}"
+        return f"{value / 1_000:.1f}".removesuffix(".0") + "k"
+    return f"{round(value, 1):g}"
 
 
-def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]], title: str,
-               unit: str = "") -> SafeString:
+def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]], title: str) -> SafeString:
     """One line per series over the x labels (e.g. days). `series`: [(name, values)] with one
-    value per label; None leaves a gap. `title` names the chart for screen readers."""
+    value per label; None leaves a gap. `title` names the chart for screen readers (the unit
+    belongs in it: the axis shows bare numbers)."""
     points_count = max(1, len(labels))
     top = _nice_max(max((v for _, values in series for v in values if v is not None), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -58,7 +58,7 @@ def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]
         parts.append(format_html(
             '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
             '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
-            LEFT, WIDTH - RIGHT, _f(y(level)), _f(y(level)), LEFT - 6, _f(y(level) + 4), _number(level) + unit))
+            LEFT, WIDTH - RIGHT, _f(y(level)), _f(y(level)), LEFT - 6, _f(y(level) + 4), _number(level)))
     shown = {0, points_count - 1, (points_count - 1) // 2}
     for index, label in enumerate(labels):
         if index in shown:
@@ -92,15 +92,15 @@ def line_chart(*, labels: list[str], series: list[tuple[str, list[float | None]]
 
 def bar_chart(*, items: list[tuple[str, float]], title: str, unit: str = "") -> SafeString:
     """Horizontal bars, one per (label, value), longest first as given."""
-    row, gap = 26, 6
+    row, gap = 30, 8
     height = max(1, len(items)) * (row + gap)
     top = _nice_max(max((value for _, value in items), default=0))
-    label_w, plot_w = 180, WIDTH - 180 - 70
+    label_w, plot_w = 150, WIDTH - 150 - 60
     parts = []
     for index, (label, value) in enumerate(items):
         y = index * (row + gap)
         width = plot_w * value / top
-        short = label if len(label) <= 26 else label[:25] + "…"
+        short = label if len(label) <= 16 else label[:15] + "…"
         parts.append(format_html(
             '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>'
             '<rect class="series-0" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>'

@@ -76,8 +76,7 @@ def overview(request):
             (web, usage["tokens"]["web"]), (api, usage["tokens"]["api"])]),
         "requests_chart": charts.line_chart(labels=labels, title=_("Requests per day"), series=[
             (web, usage["requests"]["web"]), (api, usage["requests"]["api"])]),
-        "ttft_chart": charts.line_chart(labels=labels, title=_("Time to first token (ms)"), series=ttft_series,
-                                        unit=" ms"),
+        "ttft_chart": charts.line_chart(labels=labels, title=_("Time to first token (ms)"), series=ttft_series),
         "tps_chart": charts.line_chart(labels=labels, title=_("Tokens per second"), series=tps_series),
         "top_users_chart": charts.bar_chart(items=selectors.top_users(), title=_("Top users by tokens (30 days)")),
         "has_speed": bool(speed["models"]),
