@@ -42,7 +42,7 @@ def world(owner, plans):
 
 def console_pages(world, owner) -> list[str]:
     return ["/console/", "/console/users/", f"/console/users/{owner.pk}/", "/console/plans/",
-            f"/console/plans/{world['plan'].pk}/", "/console/keys/", "/console/conversations/",
+            f"/console/plans/{world['plan'].pk}/", "/console/plans/new/", "/console/keys/", "/console/conversations/",
             f"/console/conversations/{world['conversation'].pk}/",
             f"/console/conversations/{world['conversation'].pk}/delete/", "/console/log/"]
 
@@ -51,6 +51,7 @@ def console_posts(world, owner) -> list[tuple[str, dict]]:
     return [("/console/users/bulk/", {"action": "deactivate", "users": [owner.pk]}),
             (f"/console/users/{owner.pk}/", {"plan": world["plan"].pk}),
             (f"/console/plans/{world['plan'].pk}/", {"name": "Hacked"}),
+            ("/console/plans/new/", {"name": "Hacked"}),
             (f"/console/keys/{world['key'].pk}/revoke/", {}),
             (f"/console/conversations/{world['conversation'].pk}/delete/", {})]
 
@@ -84,7 +85,7 @@ def test_people_who_are_not_staff_get_403_and_change_nothing(client, owner, outs
     owner.refresh_from_db()
     assert owner.is_active and owner.plan is None
     assert ApiKey.objects.get(pk=world["key"].pk).revoked_at is None
-    assert Plan.objects.get(pk=world["plan"].pk).name == "Starter"
+    assert Plan.objects.get(pk=world["plan"].pk).name == "Starter" and not Plan.objects.filter(name="Hacked").exists()
     assert Conversation.objects.filter(pk=world["conversation"].pk).exists()
     assert AdminAction.objects.count() == 0
 
@@ -220,3 +221,27 @@ def test_conversations_are_filtered_read_and_deleted_after_confirmation(client, 
     action = AdminAction.objects.get()
     assert action.action == "delete_conversation" and action.details["owner"] == "amina@example.com"
     assert client.get(f"/console/conversations/{gone.pk}/").status_code == 404
+
+
+def test_creating_a_plan(client, staff, plans):
+    client.force_login(staff)
+    assert client.get("/console/plans/new/").status_code == 200
+    response = client.post("/console/plans/new/", {"name": "Shule", "requests_per_minute": "20",
+                                                   "tokens_per_day": "50000"})
+    assert response.status_code == 302
+    school = Plan.objects.get(name="Shule")
+    assert (school.slug, school.requests_per_minute, school.tokens_per_minute) == ("shule", 20, None)
+    assert not school.is_default and Plan.objects.filter(is_default=True).count() == 1
+    assert "Shule" in client.get("/console/plans/").content.decode()
+
+
+def test_a_key_created_on_the_dashboard_keeps_its_models_and_expiry(client, owner, real_models):
+    client.force_login(owner)
+    response = client.post("/dashboard/keys/", {"name": "gemma tu", "expires_in_days": "7",
+                                                "allowed_models": ["gemma3-270m"]})
+    assert response.status_code == 200 and "pawa-" in response.content.decode()
+    key = ApiKey.objects.get(user=owner)
+    assert key.allowed_models == ["gemma3-270m"]
+    assert timedelta(days=6) < key.expires_at - timezone.now() <= timedelta(days=7)
+    bad = client.post("/dashboard/keys/", {"name": "x", "allowed_models": ["not-a-model"]})
+    assert bad.status_code == 200 and ApiKey.objects.count() == 1

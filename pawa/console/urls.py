@@ -9,6 +9,7 @@ urlpatterns = [
     path("users/bulk/", views.users_bulk, name="users_bulk"),
     path("users/<int:user_id>/", views.user_detail, name="user"),
     path("plans/", views.plans, name="plans"),
+    path("plans/new/", views.plan_detail, name="plan_new"),
     path("plans/<int:plan_id>/", views.plan_detail, name="plan"),
     path("keys/", views.keys, name="keys"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="key_revoke"),

@@ -10,9 +10,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -20,8 +21,14 @@ from django.views.decorators.http import require_POST
 from pawa.api.models import ApiKey, ApiLimits
 from pawa.chat.models import Conversation
 from pawa.console import charts, selectors, services
-from pawa.console.forms import (BulkUsersForm, ConversationFilterForm, KeyFilterForm, PlanForm, UserFilterForm,
-                                UserPlanForm)
+from pawa.console.forms import (
+    BulkUsersForm,
+    ConversationFilterForm,
+    KeyFilterForm,
+    PlanForm,
+    UserFilterForm,
+    UserPlanForm,
+)
 from pawa.console.models import AdminAction
 from pawa.generation.models import Generation
 from pawa.plans.models import Plan
@@ -106,7 +113,9 @@ def _filtered_users(form):
     if data["min_tokens"] is not None:
         users = users.filter(tokens_used__gte=data["min_tokens"])
     order = data["order"] or "-date_joined"
-    return users.order_by(order if order != "-last_login" else "-last_login", "-id")
+    if order == "-last_login":  # never signed in: last, on every database
+        return users.order_by(F("last_login").desc(nulls_last=True), "-id")
+    return users.order_by(order, "-id")
 
 
 @staff_required
@@ -173,14 +182,28 @@ def plans(request):
 
 
 @staff_required
-def plan_detail(request, plan_id: int):
-    plan = get_object_or_404(Plan, pk=plan_id)
+def plan_detail(request, plan_id: int | None = None):
+    """Edit a plan, or create one (no plan_id)."""
+    plan = get_object_or_404(Plan, pk=plan_id) if plan_id is not None else Plan(order=Plan.objects.count())
     form = PlanForm(request.POST or None, instance=plan)
     if request.method == "POST" and form.is_valid():
-        services.plan_update(actor=request.user, plan=form.save(commit=False), changed=form.changed_data)
+        plan = form.save(commit=False)
+        if not plan.slug:
+            plan.slug = plan_slug(plan.name)
+        services.plan_update(actor=request.user, plan=plan, changed=form.changed_data)
         messages.success(request, _("The plan “%(name)s” is saved.") % {"name": plan.name})
         return redirect("console:plans")
     return render(request, "console/plan.html", {"active": "plans", "plan": plan, "form": form})
+
+
+def plan_slug(name: str) -> str:
+    """A short name for a new plan from its name, unique among plans."""
+    base = slugify(name)[:24] or "plan"
+    slug, number = base, 1
+    while Plan.objects.filter(slug=slug).exists():
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
 
 
 @staff_required

@@ -110,7 +110,7 @@ def quota_refusal(exceeded: Exceeded) -> GenerationRefused:
     )
 
 
-def _check_user(user, model_name: str, api_key) -> None:
+def _check_user(user, model_name: str, api_key, quotas) -> None:
     """Approval, and the models the user's plan and the API key allow."""
     if getattr(user, "approval_pending", False):
         raise GenerationRefused(
@@ -118,7 +118,7 @@ def _check_user(user, model_name: str, api_key) -> None:
             _("Your account is waiting for an administrator's approval. You can chat and use the API once it "
               "is approved."),
         )
-    if not quotas_for(user).allows_model(model_name):
+    if not quotas.allows_model(model_name):
         raise GenerationRefused("model_not_allowed", _("Your plan does not include the model “%(name)s”."),
                                 param="model", name=model_name)
     allowed = getattr(api_key, "allowed_models", None)
@@ -146,7 +146,8 @@ def generation_admit(
     task is enqueued when the outermost transaction commits. Raises GenerationRefused (see the
     module docstring for the codes); `queue_unavailable` is raised at that commit.
     """
-    _check_user(user, model_name, api_key)
+    quotas = quotas_for(user)
+    _check_user(user, model_name, api_key, quotas)
     try:
         builder = prompt_builder(model_name)
     except ModelNotFound:
@@ -191,7 +192,7 @@ def generation_admit(
 
     _check_capacity()
     generation = _create(user=user, model_name=model_name, kind=kind, source=source, prompt=kept,
-                         params=sampling, prompt_tokens=built.length)
+                         params=sampling, prompt_tokens=built.length, quotas=quotas)
     return Admission(generation=generation, prompt_tokens=built.length, max_tokens=sampling["max_tokens"],
                      dropped_messages=built.dropped_messages)
 
@@ -232,7 +233,7 @@ def _check_capacity() -> None:
 
 
 def _create(*, user, model_name: str, kind: str, source: str, prompt, params: dict,
-            prompt_tokens: int) -> Generation:
+            prompt_tokens: int, quotas) -> Generation:
     """Count the user's active generations and plan usage, and insert the new one, under one lock.
 
     The new generation is saved with its prompt tokens, so that the next admission counts them
@@ -243,7 +244,6 @@ def _create(*, user, model_name: str, kind: str, source: str, prompt, params: di
     """
     from pawa.generation.services import generation_create
 
-    quotas = quotas_for(user)
     limit = quotas.max_concurrent
     with transaction.atomic():
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
