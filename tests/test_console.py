@@ -245,3 +245,17 @@ def test_a_key_created_on_the_dashboard_keeps_its_models_and_expiry(client, owne
     assert timedelta(days=6) < key.expires_at - timezone.now() <= timedelta(days=7)
     bad = client.post("/dashboard/keys/", {"name": "x", "allowed_models": ["not-a-model"]})
     assert bad.status_code == 200 and ApiKey.objects.count() == 1
+
+
+def test_the_chart_numbers_are_per_day_and_source(owner, world):
+    from pawa.console import selectors
+
+    usage = selectors.daily_usage()
+    assert usage["days"][-1] == timezone.localdate() and len(usage["days"]) == 14
+    assert usage["requests"]["web"][-1] == 1 and usage["requests"]["api"][-1] == 1
+    assert usage["requests"]["api"][-2] == 1 and usage["requests"]["web"][-4] == 1
+    assert sum(usage["requests"]["web"]) == 2 and sum(usage["tokens"]["api"]) == 200
+    speed = selectors.speed_by_model()["models"]["gemma3-270m"]
+    assert speed["ttft_p50"][-1] == 300 and speed["ttft_p50"][-2] == 310 and speed["ttft_p50"][-3] is None
+    assert speed["tps"][-1] == 30.5
+    assert selectors.top_users() == [("amina@example.com", 400)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pawa.generation.models import Generation
@@ -59,25 +60,35 @@ def _days(now, days: int) -> list:
     return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
+def _day_starts(day_list: list) -> list[datetime]:
+    """Aware midnights (TIME_ZONE) of each day and of the day after the last."""
+    following = day_list[-1] + timedelta(days=1)
+    return [timezone.make_aware(datetime.combine(day, time.min)) for day in [*day_list, following]]
+
+
 def daily_usage(days: int = CHART_DAYS, now=None) -> dict:
     """Requests and tokens per day, chat and API apart: {"days": [date], "requests": {"web":
-    [n], "api": [n]}, "tokens": {...}}, oldest day first."""
+    [n], "api": [n]}, "tokens": {...}}, oldest day first.
+
+    One pass over the period's rows (conditional sums per day on the created_at index); no
+    per-row date conversion in the database.
+    """
     now = now or timezone.now()
     day_list = _days(now, days)
-    since = timezone.make_aware(datetime.combine(day_list[0], time.min))
-    rows = (Generation.objects.filter(created_at__gte=since)
-            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-            .values("day", "source").annotate(requests=Count("id"), tokens=Coalesce(Sum(TOKENS), Value(0))))
-    index = {day: number for number, day in enumerate(day_list)}
-    result = {"days": day_list, "requests": {}, "tokens": {}}
-    for source in (Generation.Source.WEB, Generation.Source.API):
-        result["requests"][source] = [0] * days
-        result["tokens"][source] = [0] * days
-    for row in rows:
-        if row["day"] in index and row["source"] in result["requests"]:
-            result["requests"][row["source"]][index[row["day"]]] += row["requests"]
-            result["tokens"][row["source"]][index[row["day"]]] += row["tokens"]
-    return result
+    bounds = _day_starts(day_list)
+    sources = (Generation.Source.WEB, Generation.Source.API)
+    aggregates = {}
+    for index in range(days):
+        for source in sources:
+            where = Q(created_at__gte=bounds[index], created_at__lt=bounds[index + 1], source=source)
+            aggregates[f"r_{index}_{source}"] = Count("id", filter=where)
+            aggregates[f"t_{index}_{source}"] = Coalesce(Sum(TOKENS, filter=where), Value(0))
+    totals = Generation.objects.filter(created_at__gte=bounds[0], created_at__lt=bounds[-1]).aggregate(**aggregates)
+    return {
+        "days": day_list,
+        "requests": {source: [totals[f"r_{index}_{source}"] for index in range(days)] for source in sources},
+        "tokens": {source: [totals[f"t_{index}_{source}"] for index in range(days)] for source in sources},
+    }
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -93,12 +104,12 @@ def speed_by_model(days: int = CHART_DAYS, now=None) -> dict:
     "tps": [..]}}} with None on days without data."""
     now = now or timezone.now()
     day_list = _days(now, days)
-    since = timezone.make_aware(datetime.combine(day_list[0], time.min))
+    bounds = _day_starts(day_list)
     samples: dict = defaultdict(lambda: defaultdict(lambda: {"ttft": [], "tps": []}))
-    rows = (Generation.objects.filter(created_at__gte=since, time_to_first_token_ms__isnull=False)
-            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-            .values_list("model_name", "day", "time_to_first_token_ms", "tokens_per_second"))
-    for model, day, ttft, tps in rows.iterator():
+    rows = (Generation.objects.filter(created_at__gte=bounds[0], time_to_first_token_ms__isnull=False)
+            .values_list("model_name", "created_at", "time_to_first_token_ms", "tokens_per_second"))
+    for model, created_at, ttft, tps in rows.iterator(chunk_size=5000):
+        day = day_list[min(days - 1, bisect.bisect_right(bounds, created_at) - 1)]
         samples[model][day]["ttft"].append(ttft)
         if tps:
             samples[model][day]["tps"].append(tps)
@@ -121,6 +132,22 @@ def top_users(days: int = 30, limit: int = TOP_USERS, now=None) -> list[tuple[st
             .values("user__email", "user__username").annotate(tokens=Coalesce(Sum(TOKENS), Value(0)))
             .order_by("-tokens")[:limit])
     return [(row["user__email"] or row["user__username"], row["tokens"]) for row in rows if row["tokens"]]
+
+
+CHARTS_CACHE_KEY = "console:charts"
+CHARTS_CACHE_SECONDS = 60
+
+
+def chart_data() -> dict:
+    """`daily_usage`, `speed_by_model` and `top_users` together, cached for a minute: on a
+    busy installation they read tens of thousands of rows (benchmarks/console.py measures
+    them), and the charts show days, not seconds."""
+    from django.core.cache import cache
+
+    def compute() -> dict:
+        return {"usage": daily_usage(), "speed": speed_by_model(), "top_users": top_users()}
+
+    return cache.get_or_set(CHARTS_CACHE_KEY, compute, CHARTS_CACHE_SECONDS)
 
 
 def users_with_usage(days: int = 30, now=None):

@@ -67,10 +67,10 @@ def _day(day) -> str:
 
 @staff_required
 def overview(request):
-    usage = selectors.daily_usage()
+    data = selectors.chart_data()
+    usage, speed = data["usage"], data["speed"]
     labels = [_day(day) for day in usage["days"]]
     web, api = _("Chat"), _("API")
-    speed = selectors.speed_by_model()
     ttft_series, tps_series = [], []
     for model, series in speed["models"].items():
         ttft_series += [(f"{model} p50", series["ttft_p50"]), (f"{model} p95", series["ttft_p95"])]
@@ -85,7 +85,7 @@ def overview(request):
             (web, usage["requests"]["web"]), (api, usage["requests"]["api"])]),
         "ttft_chart": charts.line_chart(labels=labels, title=_("Time to first token (ms)"), series=ttft_series),
         "tps_chart": charts.line_chart(labels=labels, title=_("Tokens per second"), series=tps_series),
-        "top_users_chart": charts.bar_chart(items=selectors.top_users(), title=_("Top users by tokens (30 days)")),
+        "top_users_chart": charts.bar_chart(items=data["top_users"], title=_("Top users by tokens (30 days)")),
         "has_speed": bool(speed["models"]),
     })
 
