@@ -99,7 +99,8 @@ def test_each_quota_is_enforced_on_the_api(client, owner, scenario):
     if error_type in ("rate_limit_exceeded", "insufficient_quota"):
         assert "resets at" in error["message"]
         kind = "requests" if code == "requests_per_minute" else "tokens"
-        assert response[f"x-ratelimit-reset-{kind}"].endswith("s")
+        assert response[f"x-ratelimit-reset-{kind}"].endswith("s") and response[f"x-ratelimit-remaining-{kind}"] == "0"
+        assert response[f"x-ratelimit-limit-{kind}"] == str(SCENARIOS[scenario][0][scenario])
 
 
 @pytest.mark.django_db(transaction=True)

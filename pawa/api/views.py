@@ -214,7 +214,8 @@ def refusal_error(refused: GenerationRefused) -> ApiError:
     if refused.quota:  # a plan's quota: type says which kind, code which quota
         error_type, code = refused.code, refused.quota
         kind = "requests" if refused.quota == "requests_per_minute" else "tokens"
-        headers[f"x-ratelimit-reset-{kind}"] = f"{refused.retry_after}s"
+        headers.update({f"x-ratelimit-limit-{kind}": str(refused.values.get("limit", "")),
+                        f"x-ratelimit-remaining-{kind}": "0", f"x-ratelimit-reset-{kind}": f"{refused.retry_after}s"})
     return ApiError(status, message, type=error_type, param=refused.param, code=code, headers=headers)
 
 
