@@ -157,6 +157,10 @@ def test_user_search_and_filters(client, staff, make_user, world, owner):
     assert emails("min_tokens=300") == {"amina@example.com"}  # 4 answers × 100 tokens
     assert emails(f"joined_after={(timezone.localdate() + timedelta(days=1)).isoformat()}") == set()
     assert emails("order=-tokens_used&state=active") == {"amina@example.com", "baraka@example.com"}
+    today = timezone.localdate().isoformat()
+    # Amina answered today, Baraka signed in today (to look), Kimya never did either.
+    assert emails(f"active_after={today}") == {"amina@example.com", "baraka@example.com"}
+    assert emails("order=-last_active") == {"amina@example.com", "kimya@example.com", "baraka@example.com"}
     assert client.get("/console/users/?joined_after=not-a-date").status_code == 200
     assert quiet.pk
 

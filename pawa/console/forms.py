@@ -10,7 +10,7 @@ class UserFilterForm(forms.Form):
 
     STATES = [("", _("Everyone")), ("active", _("Active")), ("inactive", _("Deactivated")),
               ("pending", _("Waiting for approval")), ("staff", _("Staff"))]
-    ORDERS = [("-date_joined", _("Newest")), ("date_joined", _("Oldest")), ("-last_login", _("Last active")),
+    ORDERS = [("-date_joined", _("Newest")), ("date_joined", _("Oldest")), ("-last_active", _("Last active")),
               ("-tokens_used", _("Most tokens"))]
 
     q = forms.CharField(label=_("Search"), required=False, max_length=100)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -151,10 +151,12 @@ def chart_data() -> dict:
 
 
 def users_with_usage(days: int = 30, now=None):
-    """Every user with `tokens_used` (their tokens over the last `days` days) annotated."""
+    """Every user with `tokens_used` (their tokens over the last `days` days) and `last_active`
+    (their latest answer, chat or API, else their last sign-in; None if neither) annotated."""
     now = now or timezone.now()
     since = now - timedelta(days=days)
     tokens = Coalesce(F("generations__prompt_tokens"), Value(0)) + Coalesce(F("generations__completion_tokens"),
                                                                              Value(0))
     return get_user_model().objects.select_related("plan").annotate(
-        tokens_used=Coalesce(Sum(tokens, filter=Q(generations__created_at__gte=since)), Value(0)))
+        tokens_used=Coalesce(Sum(tokens, filter=Q(generations__created_at__gte=since)), Value(0)),
+        last_active=Coalesce(Max("generations__created_at"), F("last_login")))

@@ -109,12 +109,13 @@ def _filtered_users(form):
     if data["joined_after"]:
         users = users.filter(date_joined__date__gte=data["joined_after"])
     if data["active_after"]:
-        users = users.filter(last_login__date__gte=data["active_after"])
+        zone = timezone.get_current_timezone()
+        users = users.filter(last_active__gte=datetime.combine(data["active_after"], time.min, tzinfo=zone))
     if data["min_tokens"] is not None:
         users = users.filter(tokens_used__gte=data["min_tokens"])
     order = data["order"] or "-date_joined"
-    if order == "-last_login":  # never signed in: last, on every database
-        return users.order_by(F("last_login").desc(nulls_last=True), "-id")
+    if order == "-last_active":  # never active: last, on every database
+        return users.order_by(F("last_active").desc(nulls_last=True), "-id")
     return users.order_by(order, "-id")
 
 
