@@ -41,4 +41,3 @@ def test_the_overview_draws_its_charts_and_fits_the_screen(page, login, staff, t
     assert stroke not in ("none", "")  # coloured by the stylesheet
     assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= width
     assert all(url.startswith(page.url.split("/console/")[0]) for url in page.requested_urls)  # nothing external
-    page.screenshot(path=f"/tmp/console-overview-{width}.png", full_page=True)
