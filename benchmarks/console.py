@@ -1,6 +1,6 @@
 """How long the admin console's reads and the plan quota check take on a busy installation.
 
-Fills a database of its own (a temporary PAWA_VAR_DIR, SQLite unless DATABASE_URL is set) with
+Fills a database of its own (SQLite in a temporary folder, removed at the end) with
 `--generations` answers from `--users` people over 30 days, then prints the median time of:
 each overview query (the page caches the three chart queries for a minute), the users page's
 token annotation, and `quota_exceeded` (the check every admission makes under the user's lock,
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    os.environ.setdefault("PAWA_VAR_DIR", tempfile.mkdtemp(prefix="pawa-bench-console-"))
+    # Always a database of its own: the benchmark writes tens of thousands of rows.
+    own_dir = tempfile.mkdtemp(prefix="pawa-bench-console-")
+    os.environ["PAWA_VAR_DIR"] = own_dir
+    os.environ.pop("DATABASE_URL", None)
+    try:
+        run(args)
+    finally:
+        shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def run(args) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pawa.settings")
     sys.path.insert(0, str(ROOT))
     import django
