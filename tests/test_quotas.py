@@ -277,3 +277,21 @@ def test_the_seeded_plans(plans):
     assert [(p.slug, p.requests_per_minute) for p in Plan.objects.all()] == [
         ("free", 5), ("starter", 50), ("pro", 500), ("enterprise", None)]
     assert Plan.objects.get(is_default=True).slug == "free"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("idle_worker", "real_models", "plans")
+def test_the_openai_sdk_reads_a_used_up_quota_as_a_rate_limit_error(live_asgi, owner):
+    import openai
+
+    give_plan(owner, tokens_per_day=1000)
+    used(owner, tokens=1000)
+    client = openai.OpenAI(base_url=f"{live_asgi}/v1", api_key=apikey_create(user=owner, name="sdk")[1],
+                           max_retries=0, timeout=30)
+    with pytest.raises(openai.RateLimitError) as excinfo:
+        client.chat.completions.create(model=SMOL, messages=[{"role": "user", "content": "Habari?"}], max_tokens=4)
+    error = excinfo.value
+    assert error.code == "tokens_per_day" and error.type == "insufficient_quota"
+    assert "resets at" in error.message
+    assert int(error.response.headers["retry-after"]) >= 1
+    assert error.response.headers["x-ratelimit-remaining-tokens"] == "0"
