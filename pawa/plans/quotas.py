@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Min, Sum, Value
+from django.db.models import Count, F, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pawa.api.models import ApiLimits
+from pawa.generation.models import Generation
 from pawa.plans.models import Plan
 
 MINUTE = timedelta(seconds=60)
@@ -83,8 +85,6 @@ def plan_for(user) -> Plan | None:
 
 def quotas_for(user) -> Quotas:
     """The plan's quotas, each replaced by the user's override (`ApiLimits`) where one is set."""
-    from pawa.api.models import ApiLimits
-
     plan = plan_for(user)
     override = ApiLimits.objects.filter(user_id=user.pk).first()
 
@@ -118,19 +118,15 @@ def _next_month(start: datetime) -> datetime:
 
 
 def _usage(user, since: datetime):
-    from pawa.generation.models import Generation
-
     tokens = Coalesce(F("prompt_tokens"), Value(0)) + Coalesce(F("completion_tokens"), Value(0))
     return Generation.objects.filter(user_id=user.pk, created_at__gte=since).aggregate(
-        requests=Count("id"), tokens=Coalesce(Sum(tokens), Value(0)), oldest=Min("created_at"),
+        requests=Count("id"), tokens=Coalesce(Sum(tokens), Value(0)),
     )
 
 
 def _minute_reset(user, since: datetime, now: datetime, *, tokens_needed: int | None = None) -> datetime:
     """When the sliding minute frees room: the oldest request in it leaves the window (for
     tokens: when enough of the oldest requests' tokens have left)."""
-    from pawa.generation.models import Generation
-
     rows = Generation.objects.filter(user_id=user.pk, created_at__gte=since).order_by("created_at")
     if tokens_needed is None:
         oldest = rows.values_list("created_at", flat=True).first()
