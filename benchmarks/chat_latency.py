@@ -141,7 +141,8 @@ def main() -> None:
         _key, secret = apikey_create(user=user, name="benchmark")
         from pawa.api.models import ApiLimits
 
-        ApiLimits.objects.create(user=user, requests_per_minute=10_000, tokens_per_minute=10_000_000)
+        ApiLimits.objects.create(user=user, requests_per_minute=10_000, tokens_per_minute=10_000_000,
+                                 tokens_per_day=2_000_000_000, tokens_per_month=10**12, max_concurrent=100)
         conversation = Conversation.objects.create(user=user, model_name=args.model, temperature=0,
                                                    max_tokens=args.max_tokens)
         client = Client()

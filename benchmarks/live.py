@@ -292,8 +292,8 @@ def django_setup() -> None:
 def create_account(email: str, *, unlimited: bool = False) -> Account:
     """A user with an API key and a logged-in session (Django is set up in this process).
 
-    `unlimited` lifts the per-user API limits (requests, tokens, concurrency) so that they
-    do not throttle a measurement.
+    `unlimited` lifts the per-user limits and plan quotas (requests, tokens per minute, day and
+    month, concurrency) so that they do not throttle a measurement.
     """
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -306,7 +306,8 @@ def create_account(email: str, *, unlimited: bool = False) -> Account:
     _key, secret = apikey_create(user=user, name="benchmark")
     if unlimited:
         ApiLimits.objects.update_or_create(user=user, defaults={
-            "requests_per_minute": 100_000, "tokens_per_minute": 100_000_000, "max_concurrent": 1000})
+            "requests_per_minute": 100_000, "tokens_per_minute": 100_000_000, "tokens_per_day": 2_000_000_000,
+            "tokens_per_month": 10**12, "max_concurrent": 1000})
     client = Client()
     client.force_login(user)
     name = settings.SESSION_COOKIE_NAME

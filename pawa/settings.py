@@ -113,6 +113,8 @@ INSTALLED_APPS = [
     "pawa.api",
     "pawa.pages",
     "pawa.dashboard",
+    "pawa.plans",
+    "pawa.console",
     "allauth",
     "allauth.account",
 ]
@@ -364,6 +366,12 @@ PAWA_WORKER_CONCURRENCY = envint("PAWA_WORKER_CONCURRENCY", "0") or min(
 CELERY_WORKER_POOL = "threads"
 CELERY_WORKER_CONCURRENCY = PAWA_WORKER_CONCURRENCY
 PAWA_PRELOAD_MODEL = envbool("PAWA_PRELOAD_MODEL", "1")
+
+# Plans (pawa/plans): every user has one; PAWA_DEFAULT_PLAN (a plan's short name, e.g. "free")
+# names the plan of users without their own, else the plan marked default in the console.
+PAWA_DEFAULT_PLAN = env("PAWA_DEFAULT_PLAN", "")
+# New sign-ups wait for an administrator's approval before they can chat or call the API.
+PAWA_REQUIRE_APPROVAL = envbool("PAWA_REQUIRE_APPROVAL", "0")
 
 # Developer API limits (per key; admins override per user).
 PAWA_API_REQUESTS_PER_MINUTE = envint("PAWA_API_REQUESTS_PER_MINUTE", "60")

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("pawa.pages.urls")),
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("pawa.dashboard.urls")),
+    path("console/", include("pawa.console.urls")),
     path("chat/", include("pawa.chat.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("v1/", include("pawa.api.urls")),

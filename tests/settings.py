@@ -39,6 +39,9 @@ if "PAWA_TEST_RUN" not in os.environ:
     os.environ["PAWA_REDIS_PREFIX"] = f"pawa-test-{run}"
     os.environ["PAWA_INFERENCE_QUEUE"] = f"pawa-test-{run}-inference"
     os.environ["PAWA_DEFAULT_QUEUE"] = f"pawa-test-{run}-default"
+    # The unlimited plan, so that tests of other features meet only the server's own limits;
+    # the quota tests give their users a plan.
+    os.environ.setdefault("PAWA_DEFAULT_PLAN", "enterprise")
 
 from pawa.settings import *  # noqa: E402,F403
 

@@ -11,6 +11,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 PUBLIC = ["/", "/docs/", "/docs/getting-started/", "/docs/api/", "/docs/models/", "/docs/quantization/",
           "/privacy/", "/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"]
 SIGNED_IN = ["/dashboard/", "/dashboard/usage/", "/dashboard/keys/", "/chat/"]
+STAFF = ["/console/", "/console/users/", "/console/plans/", "/console/keys/", "/console/conversations/",
+         "/console/log/"]
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def widest(page, width) -> list[str]:
 
 @pytest.mark.parametrize("width", [390, 1280])
 @pytest.mark.parametrize("language", ["sw", "en"])
-def test_no_page_is_wider_than_the_screen(page, login, live_asgi, owner, history, width, language, settings):
+def test_no_page_is_wider_than_the_screen(page, login, live_asgi, owner, staff, history, width, language, settings):
     page.set_viewport_size({"width": width, "height": 844})
     page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": live_asgi}])
     too_wide = {}
@@ -50,6 +52,11 @@ def test_no_page_is_wider_than_the_screen(page, login, live_asgi, owner, history
             too_wide[path] = (page_width(page), widest(page, width))
     login(page, owner)
     for path in SIGNED_IN + [f"/chat/{history.id}/"]:
+        page.goto(path)
+        if page_width(page) > width:
+            too_wide[path] = (page_width(page), widest(page, width))
+    login(page, staff)
+    for path in STAFF + [f"/console/users/{owner.pk}/", f"/console/conversations/{history.id}/"]:
         page.goto(path)
         if page_width(page) > width:
             too_wide[path] = (page_width(page), widest(page, width))

@@ -22,15 +22,16 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def apikey_create(*, user, name: str, expires_at=None) -> tuple[ApiKey, str]:
-    """Returns the key and its secret. The secret is not stored and cannot be shown again."""
+def apikey_create(*, user, name: str, expires_at=None, allowed_models=None) -> tuple[ApiKey, str]:
+    """Returns the key and its secret. The secret is not stored and cannot be shown again.
+    `allowed_models`: the model names this key may use (None or empty: any the plan allows)."""
     name = (name or "").strip()[:100] or "default"
     for _attempt in range(5):
         secret = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
         try:
             key = ApiKey.objects.create(
                 user=user, name=name, prefix=secret[: len(KEY_PREFIX) + LOOKUP_CHARS], last4=secret[-4:],
-                secret_hash=_hash(secret), expires_at=expires_at,
+                secret_hash=_hash(secret), expires_at=expires_at, allowed_models=list(allowed_models or []),
             )
         except IntegrityError:
             continue  # the 8-character prefix collided; draw another key
@@ -52,6 +53,17 @@ def apikey_authenticate(secret: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def apikey_expired(secret: str) -> ApiKey | None:
+    """The key for a secret when it is right but expired (not revoked), else None: lets the
+    API say "expired" instead of "incorrect"."""
+    if not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    key = ApiKey.objects.filter(prefix=secret[: len(KEY_PREFIX) + LOOKUP_CHARS]).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _hash(secret)):
+        return None
+    return key if key.revoked_at is None and key.is_expired else None
 
 
 def apikey_revoke(*, key: ApiKey) -> ApiKey:

@@ -26,6 +26,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    # Models this key may use; empty: every model the owner's plan allows.
+    allowed_models = models.JSONField(_("allowed models"), default=list, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
@@ -52,11 +54,14 @@ class ApiKey(models.Model):
 
 
 class ApiLimits(models.Model):
-    """Per-user overrides of the API limits in settings, set by administrators."""
+    """Per-user overrides set by administrators: of the user's plan (chat and API alike, see
+    pawa/plans/quotas.py) and, for requests and tokens per minute, of each key's API limits."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_limits")
     requests_per_minute = models.PositiveIntegerField(_("requests per minute"), null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(_("tokens per minute"), null=True, blank=True)
+    tokens_per_day = models.PositiveIntegerField(_("tokens per day"), null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(_("tokens per month"), null=True, blank=True)
     max_concurrent = models.PositiveIntegerField(_("concurrent streams"), null=True, blank=True)
 
     class Meta:

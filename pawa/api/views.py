@@ -84,6 +84,10 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authenticates: 401 before anything counts
+        if getattr(request.user, "approval_pending", False):
+            raise ApiError(403, str(_("Your account is waiting for an administrator's approval. You can chat and use "
+                                      "the API once it is approved.")),
+                           type="permission_error", code="approval_pending")
         request.ratelimit_headers = limits.check_and_count_request(request.auth, request.user)
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -179,6 +183,10 @@ REFUSAL_STATUS = {
     "max_tokens_too_large": 400,
     "context_length_exceeded": 400,
     "concurrency_limit": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "approval_pending": 403,
+    "model_not_allowed": 403,
     "queue_full": 503,
     "no_worker": 503,
     "queue_unavailable": 503,
@@ -202,9 +210,14 @@ def refusal_error(refused: GenerationRefused) -> ApiError:
         message = str(refused)
     if refused.code == "model_not_found":
         message += " " + str(_("GET /v1/models lists the installed models."))
-    error_type = {429: "requests", 503: "server_error"}.get(status, "invalid_request_error")
+    error_type = {429: "requests", 503: "server_error", 403: "permission_error"}.get(status, "invalid_request_error")
     code = None if refused.code in ("invalid_parameter", "model_error") else refused.code
     headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+    if refused.quota:  # a plan's quota: type says which kind, code which quota
+        error_type, code = refused.code, refused.quota
+        kind = "requests" if refused.quota == "requests_per_minute" else "tokens"
+        headers.update({f"x-ratelimit-limit-{kind}": str(refused.values.get("limit", "")),
+                        f"x-ratelimit-remaining-{kind}": "0", f"x-ratelimit-reset-{kind}": f"{refused.retry_after}s"})
     return ApiError(status, message, type=error_type, param=refused.param, code=code, headers=headers)
 
 
@@ -223,7 +236,7 @@ class GenerationView(ApiView):
         api_key, user = request.auth, request.user
         # Admission runs to its end even if the client leaves meanwhile (the view is then
         # cancelled): what it admitted is stopped and recorded, never left running unread.
-        admit = asyncio.ensure_future(sync_to_async(self._admit)(body, user))
+        admit = asyncio.ensure_future(sync_to_async(self._admit)(body, user, api_key))
         try:
             admission = await asyncio.shield(admit)
         except ApiError as exc:
@@ -257,7 +270,7 @@ class GenerationView(ApiView):
                 "endpoint": self.endpoint, "created": int(time.time()), "model": data["model"],
                 "prompt_tokens": admission.prompt_tokens, "settled": False, **self.extra_context(body)}
 
-    def _admit(self, body, user) -> Admission:
+    def _admit(self, body, user, api_key=None) -> Admission:
         """Admit through the one gate chat and API share (sync, in a thread)."""
         data = body.validated_data
         params = {**body.sampling(), "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
@@ -265,7 +278,7 @@ class GenerationView(ApiView):
         try:
             return generation_admit(
                 user=user, model_name=data["model"], kind=self.kind, source=Generation.Source.API,
-                prompt=self.prompt(data), params=params, trim=False,
+                prompt=self.prompt(data), params=params, trim=False, api_key=api_key,
             )
         except GenerationRefused as exc:
             raise refusal_error(exc) from None

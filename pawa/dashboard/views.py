@@ -15,6 +15,7 @@ from pawa.api.keys import apikey_create, apikey_revoke
 from pawa.api.limits import limits_for
 from pawa.api.models import ApiKey, ApiUsage
 from pawa.dashboard.forms import ApiKeyForm
+from pawa.plans.quotas import quota_status, quotas_for
 
 USAGE_DAYS = 30
 
@@ -24,6 +25,7 @@ def dashboard(request):
     return render(request, "dashboard/index.html", {
         "key_count": ApiKey.objects.for_user(request.user).usable().count(),
         "requests_today": ApiUsage.objects.filter(user=request.user, created_at__date=timezone.localdate()).count(),
+        "quotas": quotas_for(request.user), "quota_status": quota_status(request.user),
     })
 
 
@@ -35,7 +37,8 @@ def api_keys(request):
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data["expires_in_days"]
         expires = timezone.now() + timedelta(days=days) if days else None
-        key, new_secret = apikey_create(user=request.user, name=form.cleaned_data["name"], expires_at=expires)
+        key, new_secret = apikey_create(user=request.user, name=form.cleaned_data["name"], expires_at=expires,
+                                        allowed_models=form.cleaned_data["allowed_models"])
         form = ApiKeyForm()
     keys = ApiKey.objects.for_user(request.user)
     return render(request, "dashboard/keys.html", {

@@ -57,6 +57,7 @@ class Generation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "created_at"], name="generation_user_created")]  # quotas
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.status} {self.id}"
