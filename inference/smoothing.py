@@ -67,9 +67,14 @@ def materialize(spec) -> None:
     forward pass and the folding then read NumPy without converting each time.
     """
 
+    converted: dict[int, np.ndarray] = {}  # a tensor shared by two variables (tied embeddings) stays shared
+
     def convert(layer, name, value):
         if hasattr(value, "detach") and value.is_floating_point():
-            setattr(layer, name.split("/")[-1], value.detach().float().cpu().numpy())
+            array = converted.get(id(value))
+            if array is None:
+                array = converted[id(value)] = value.detach().float().cpu().numpy()
+            setattr(layer, name.split("/")[-1], array)
 
     spec._visit(convert)
 
