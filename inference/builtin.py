@@ -22,11 +22,14 @@ PLAIN_TEMPLATE = (
 PLAIN_STOP = ["\nUser:", "User:"]
 
 # Gemma 3 270M is a base model: it continues text. The framing is a Swahili question/answer
-# transcript: several worked examples of different kinds (numbers, words, places, animals), each
-# answered in a few words, whose answers are not those of questions people are likely to ask (a
-# single example was echoed whatever was asked). Measured with benchmarks/swahili_qa.py. The
-# short example answers set the length; the stop strings end an answer where the transcript
-# would go on with a next question or answer (a story may still run over several lines).
+# transcript whose worked examples are chosen by the kind of request (answer-length control):
+# a question gets several varied examples answered in a few words, whose answers are not those
+# of questions people are likely to ask (a single example was echoed whatever was asked); a
+# request for an explanation, a story or a letter (the last message opens with one of
+# GEMMA_BASE_LONG_OPENERS) gets examples answered in two to four sentences, so that it is not
+# answered in one word. The stop strings end an answer where the transcript would go on with a
+# next question or answer. Measured with benchmarks/swahili_qa.py (accuracy on 50 questions) and
+# benchmarks/swahili_framing.py (framings x sampling defaults, and 5 write/explain requests).
 GEMMA_BASE_EXAMPLES = [
     ("Kuku hutaga nini?", "Mayai."),
     ("Mji mkuu wa Ghana ni upi?", "Accra."),
@@ -43,11 +46,39 @@ GEMMA_BASE_EXAMPLES = [
     ("Wingi wa neno 'kiti' ni upi?", "Viti."),
     ("Mnyama anayetoa sufu ni yupi?", "Kondoo."),
 ]
+GEMMA_BASE_LONG_EXAMPLES = [
+    ("Niandikie hadithi fupi kuhusu paka na panya.",
+     "Paka mmoja aliishi nyumbani kwa bibi mzee. Kila usiku alimwinda panya mjanja jikoni, lakini panya "
+     "alijificha ndani ya kiatu. Mwishowe paka alichoka, na panya akaishi kwa amani."),
+    ("Eleza kwa nini miti ni muhimu.",
+     "Miti hutupa kivuli, matunda na mbao. Pia husafisha hewa na huzuia udongo kusombwa na mvua. "
+     "Kwa hiyo ni vizuri kupanda miti mingi."),
+    ("Eleza jinsi ya kutunza baiskeli.",
+     "Safisha baiskeli baada ya safari ya matope, kisha ipake mafuta kwenye mnyororo. Kagua upepo wa "
+     "magurudumu kila wiki. Iweke mahali pakavu ili isipate kutu."),
+]
+# Lower-case openers of a request for a longer text, in Swahili and English.
+GEMMA_BASE_LONG_OPENERS = (
+    "eleza", "elezea", "nieleze", "fafanua", "niandikie", "andika", "simulia", "nisimulie", "kwa nini",
+    "write", "explain", "tell me", "describe", "why",
+)
+
+
+def _transcript(examples: list[tuple[str, str]]) -> str:
+    return "".join(f"Swali: {question}\nJibu: {answer}\n\n" for question, answer in examples)
+
+
 GEMMA_BASE_TEMPLATE = (
     "{{ bos_token }}"
     "{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-    + "".join(f"Swali: {question}\nJibu: {answer}\n\n" for question, answer in GEMMA_BASE_EXAMPLES)
-    + "{% for m in messages if m.role != 'system' %}"
+    "{% set request = namespace(long=false) %}"
+    "{% for m in messages if m.role == 'user' %}"
+    "{% set request.long = (m.content | trim | lower).startswith(("
+    + ", ".join(f"'{opener}'" for opener in GEMMA_BASE_LONG_OPENERS) + ")) %}"
+    "{% endfor %}"
+    "{% if request.long %}" + _transcript(GEMMA_BASE_LONG_EXAMPLES)
+    + "{% else %}" + _transcript(GEMMA_BASE_EXAMPLES) + "{% endif %}"
+    "{% for m in messages if m.role != 'system' %}"
     "{% if m.role == 'user' %}Swali: {{ m.content }}\n"
     "{% else %}Jibu: {{ m.content }}\n\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}Jibu:{% endif %}"
