@@ -190,6 +190,7 @@ def gemma_framings(card) -> dict[str, dict]:
     mixed = interleave(SENTENCE_EXAMPLES, LONG_EXAMPLES)
     return {
         "card": {"chat_template": card.chat_template, "stop": card.stop, "system": card.default_system_prompt},
+        "card nosys": {"chat_template": card.chat_template, "stop": card.stop, "system": ""},
         "short14": {"chat_template": template(SHORT_EXAMPLES), "stop": OLD_STOP, "system": SYSTEM_SW},
         "short4": {"chat_template": template(SHORT_EXAMPLES[:4]), "stop": OLD_STOP, "system": SYSTEM_SW},
         "sent7": {"chat_template": template(SENTENCE_EXAMPLES), "stop": LINE_STOP, "system": SYSTEM_SW},
