@@ -277,10 +277,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "description": {
                 "en": "A small multilingual base model (270M parameters). It is not instruction-tuned: "
                       "it continues text, framed here as a Swahili question-and-answer transcript. "
-                      "Expect short, sometimes wrong answers.",
+                      "Expect short answers that are often wrong.",
                 "sw": "Modeli ndogo ya msingi ya lugha nyingi (vigezo milioni 270). Haijafunzwa kufuata "
                       "maelekezo: inaendeleza maandishi, hapa yakiwa katika mtindo wa maswali na majibu "
-                      "kwa Kiswahili. Tarajia majibu mafupi, wakati mwingine yasiyo sahihi.",
+                      "kwa Kiswahili. Tarajia majibu mafupi ambayo mara nyingi si sahihi.",
             },
         },
     ),
