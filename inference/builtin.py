@@ -22,11 +22,25 @@ PLAIN_TEMPLATE = (
 PLAIN_STOP = ["\nUser:", "User:"]
 
 # Gemma 3 270M is a base model: it continues text. The framing is a Swahili question/answer
-# transcript: several worked examples of different kinds (numbers, words, places, animals), each
-# answered in a few words, whose answers are not those of questions people are likely to ask (a
-# single example was echoed whatever was asked). Measured with benchmarks/swahili_qa.py. The
-# short example answers set the length; the stop strings end an answer where the transcript
-# would go on with a next question or answer (a story may still run over several lines).
+# transcript whose worked examples are chosen by the kind of request (answer-length control):
+# a question gets several varied examples answered in a few words, whose answers are not those
+# of questions people are likely to ask (a single example was echoed whatever was asked); a
+# request for an explanation, a story or a letter (the last message opens with one of
+# GEMMA_BASE_LONG_OPENERS) gets examples answered in two to four sentences, so that it is not
+# answered in one word. The stop strings end an answer where the transcript would go on with a
+# next question or answer.
+# Measured (benchmarks/swahili_framing.py, float32 compute, printouts in
+# benchmarks/results/swahili_framing.txt) on the 50 questions of tests/data/swahili_qa.json and 5
+# write/explain requests. These 14 short examples: 2/50 right, greedy with repetition penalty 1.0
+# or 1.1, at temperature 0.3 and at the chat's 0.7 alike, with or without the system line. No
+# other framing did better: 4 examples 1/50, 7 with digits for numbers 1/50, answers opened by
+# "Ni" 0/50, answers restating the question 1/50 (the model then echoes the question), the
+# examples in English 0/50. Accuracy stays at the floor of what this 270M base model knows.
+# The routing changes length: with one set of short examples the write/explain requests got one
+# word ("Nje."; 0/5 with two sentences); routed, at the chat's defaults (temperature 0.7, top-p
+# 0.95, repetition penalty 1.1) 1/5 and 4/5 over two runs, 13-24 words, no loop (often still
+# wrong or echoing the request). Temperature 0.3 without the penalty looped (1-2/5 answers), so
+# the sampling defaults stay the engine's.
 GEMMA_BASE_EXAMPLES = [
     ("Kuku hutaga nini?", "Mayai."),
     ("Mji mkuu wa Ghana ni upi?", "Accra."),
@@ -43,11 +57,39 @@ GEMMA_BASE_EXAMPLES = [
     ("Wingi wa neno 'kiti' ni upi?", "Viti."),
     ("Mnyama anayetoa sufu ni yupi?", "Kondoo."),
 ]
+GEMMA_BASE_LONG_EXAMPLES = [
+    ("Niandikie hadithi fupi kuhusu paka na panya.",
+     "Paka mmoja aliishi nyumbani kwa bibi mzee. Kila usiku alimwinda panya mjanja jikoni, lakini panya "
+     "alijificha ndani ya kiatu. Mwishowe paka alichoka, na panya akaishi kwa amani."),
+    ("Eleza kwa nini miti ni muhimu.",
+     "Miti hutupa kivuli, matunda na mbao. Pia husafisha hewa na huzuia udongo kusombwa na mvua. "
+     "Kwa hiyo ni vizuri kupanda miti mingi."),
+    ("Eleza jinsi ya kutunza baiskeli.",
+     "Safisha baiskeli baada ya safari ya matope, kisha ipake mafuta kwenye mnyororo. Kagua upepo wa "
+     "magurudumu kila wiki. Iweke mahali pakavu ili isipate kutu."),
+]
+# Lower-case openers of a request for a longer text, in Swahili and English.
+GEMMA_BASE_LONG_OPENERS = (
+    "eleza", "elezea", "nieleze", "fafanua", "niandikie", "andika", "simulia", "nisimulie", "kwa nini",
+    "write", "explain", "tell me", "describe", "why",
+)
+
+
+def _transcript(examples: list[tuple[str, str]]) -> str:
+    return "".join(f"Swali: {question}\nJibu: {answer}\n\n" for question, answer in examples)
+
+
 GEMMA_BASE_TEMPLATE = (
     "{{ bos_token }}"
     "{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-    + "".join(f"Swali: {question}\nJibu: {answer}\n\n" for question, answer in GEMMA_BASE_EXAMPLES)
-    + "{% for m in messages if m.role != 'system' %}"
+    "{% set request = namespace(long=false) %}"
+    "{% for m in messages if m.role == 'user' %}"
+    "{% set request.long = (m.content | trim | lower).startswith(("
+    + ", ".join(f"'{opener}'" for opener in GEMMA_BASE_LONG_OPENERS) + ")) %}"
+    "{% endfor %}"
+    "{% if request.long %}" + _transcript(GEMMA_BASE_LONG_EXAMPLES)
+    + "{% else %}" + _transcript(GEMMA_BASE_EXAMPLES) + "{% endif %}"
+    "{% for m in messages if m.role != 'system' %}"
     "{% if m.role == 'user' %}Swali: {{ m.content }}\n"
     "{% else %}Jibu: {{ m.content }}\n\n{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}Jibu:{% endif %}"
@@ -183,6 +225,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "license": "Apache-2.0",
             "languages": ["en"],
             "threads": 1,
+            # Measured (benchmarks/swahili_framing.py): on the 50 Swahili questions this English
+            # prompt gets 0/50 greedy and 1/50 at temperature 0.7; the same prompt in Swahili 0/50
+            # and 0/50, and its answers to write/explain requests turn into invented words, where
+            # the English prompt gets English answers; no prompt 0/50. So it stays in English.
             "default_system_prompt": "You are PAWA, a helpful assistant. Answer clearly and briefly.",
             "description": {
                 "en": "A tiny English instruction-tuned model (135M parameters). Fast on any CPU; "
@@ -215,10 +261,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "description": {
                 "en": "A small multilingual base model (270M parameters). It is not instruction-tuned: "
                       "it continues text, framed here as a Swahili question-and-answer transcript. "
-                      "Expect short, sometimes wrong answers.",
+                      "Expect short answers that are often wrong.",
                 "sw": "Modeli ndogo ya msingi ya lugha nyingi (vigezo milioni 270). Haijafunzwa kufuata "
                       "maelekezo: inaendeleza maandishi, hapa yakiwa katika mtindo wa maswali na majibu "
-                      "kwa Kiswahili. Tarajia majibu mafupi, wakati mwingine yasiyo sahihi.",
+                      "kwa Kiswahili. Tarajia majibu mafupi ambayo mara nyingi si sahihi.",
             },
         },
         # α 0.5: Swahili +2.3 %, English +0.8 % perplexity over float32 (plain int8: +8.5 %, +5.8 %);

@@ -63,6 +63,14 @@ def test_no_page_is_wider_than_the_screen(page, login, live_asgi, owner, staff, 
     assert too_wide == {}
 
 
+def test_a_long_email_address_fits_the_phone_dashboard(page, login, make_user):
+    walker = make_user("mtumiaji-mpya-wa-majaribio-1795978918@example.com")
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, walker)
+    page.goto("/dashboard/")
+    assert page_width(page) <= 390, widest(page, 390)
+
+
 def test_dashboard_cards_line_up_their_buttons(page, login, owner, history):
     page.set_viewport_size({"width": 1280, "height": 900})
     login(page, owner)
