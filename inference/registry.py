@@ -125,9 +125,12 @@ class ModelStore:
         force: bool = False,
         progress: Progress | None = None,
         work_dir: Path | None = None,
+        card_overrides: dict | None = None,
     ) -> tuple[ModelCard, bool]:
         """Install a built-in model by name, a GGUF file, or a Hugging Face checkpoint folder.
 
+        `card_overrides` (card field -> value) are set on the card before it is written, so
+        the model never shows up with other values (an adapted model keeps its base's framing).
         Returns the card and whether anything was installed (False: already there).
         """
         self.root.mkdir(parents=True, exist_ok=True)
@@ -163,6 +166,8 @@ class ModelStore:
                 card.name = target_name
             else:
                 card = install_path(path, staging, target_name, quantization, progress)
+            for key, value in (card_overrides or {}).items():
+                setattr(card, key, value)
             card.size_on_disk_bytes = sum(f.stat().st_size for f in staging.iterdir() if f.is_file())
             card.installed_at = datetime.now(UTC).isoformat(timespec="seconds")
             card.save(staging)

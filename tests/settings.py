@@ -36,6 +36,7 @@ if "PAWA_TEST_RUN" not in os.environ:
     os.environ["PAWA_REDIS_PREFIX"] = f"pawa-test-{run}"
     os.environ["PAWA_INFERENCE_QUEUE"] = f"pawa-test-{run}-inference"
     os.environ["PAWA_DEFAULT_QUEUE"] = f"pawa-test-{run}-default"
+    os.environ["PAWA_TRAINING_QUEUE"] = f"pawa-test-{run}-training"
 
 from pawa.settings import *  # noqa: E402,F403
 
