@@ -108,7 +108,6 @@ def training_worker(transactional_db):
             worker_heartbeat_stop()
 
 
-@pytest.mark.slow
 def test_an_admin_adapts_a_model_then_chats_and_calls_it(client, staff, tiny_store, training_worker, live_asgi):
     import openai
 
@@ -143,3 +142,13 @@ def test_an_admin_adapts_a_model_then_chats_and_calls_it(client, staff, tiny_sto
     answer = api.chat.completions.create(model="tiny-dunia", messages=[{"role": "user", "content": "habari habari"}],
                                          temperature=0, max_tokens=8)
     assert answer.choices[0].message.content == "dunia"
+
+
+def test_a_training_worker_is_not_counted_as_an_inference_worker(settings):
+    from types import SimpleNamespace
+
+    from pawa.generation.workers import _register_on_ready, workers_alive
+
+    settings.PAWA_WORKER_ROLE = "training"
+    _register_on_ready(sender=SimpleNamespace(hostname="training-test@host"))
+    assert "training-test@host" not in [w.get("hostname") for w in workers_alive()]
