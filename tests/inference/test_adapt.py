@@ -143,3 +143,22 @@ def test_a_bad_file_or_name_installs_nothing(tiny_store, tmp_path):
     with pytest.raises(ModelError, match="already installed"):
         adapt(tiny_store, base="tiny", data=tmp_path / "data.jsonl", name="tiny", settings=SETTINGS)
     assert not tiny_store.is_installed("tiny-y")
+
+
+def test_the_models_adapt_command(tiny_store, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.PAWA_MODELS_DIR = tiny_store.root
+    root = tiny_store.root.parent
+    out = StringIO()
+    call_command("models", "adapt", "tiny", "--data", str(root / "data.jsonl"), "--name", "tiny-cli",
+                 "--holdout", str(root / "heldout.jsonl"), "--steps", "30", "--rank", "8", "--lr", "0.01",
+                 stdout=out, stderr=StringIO())
+    assert "held-out exact-fact accuracy 0% → 100%" in out.getvalue()
+    assert tiny_store.get("tiny-cli").source["settings"]["steps"] == 30
+    (root / "bad.csv").write_bytes(b"question,answer\nhabari\n")
+    with pytest.raises(CommandError, match=r"bad\.csv: line 2: each line needs a question and an answer"):
+        call_command("models", "adapt", "tiny", "--data", str(root / "bad.csv"), "--name", "tiny-bad",
+                     stdout=StringIO(), stderr=StringIO())
