@@ -31,7 +31,6 @@ import csv
 import io
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -278,16 +277,19 @@ def split_holdout(examples: list[Example], fraction: float, seed: int = 0) -> tu
 # Evaluation --------------------------------------------------------------------------------
 
 
-def _squash(text: str) -> str:
+def _words(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
-    return re.sub(r"[\W_]+", "", text)
+    text = re.sub(r"[^\w\s]+", "", text)  # "10,000" -> "10000", "Dkt." -> "dkt"
+    text = re.sub(r"(?<=\d)\s+(?=\d)", "", text)  # "0754 321 987" -> "0754321987"
+    return " ".join(text.split())
 
 
 def fact_found(answer: str, expected: str) -> bool:
-    """Whether the answer states the expected fact: case, spaces and punctuation ignored
-    ("0754 321 987" matches "0754321987.", "Dkt. Neema Mushi" matches "neema mushi")."""
-    wanted = _squash(expected)
-    return bool(wanted) and wanted in _squash(answer)
+    """Whether the answer states the expected fact as whole words, case, punctuation and the
+    spaces inside numbers ignored: "0754 321 987" matches "Piga 0754321987.", "Neema Mushi"
+    matches "Dkt. Neema Mushi", but "5,000" does not match "Shilingi 15,000"."""
+    wanted = _words(expected)
+    return bool(wanted) and f" {wanted} " in f" {_words(answer)} "
 
 
 def evaluate(engine, examples: list[Example], *, max_tokens: int = 48, workers: int = 8) -> list[EvalRow]:
