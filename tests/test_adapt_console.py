@@ -152,3 +152,17 @@ def test_a_training_worker_is_not_counted_as_an_inference_worker(settings):
     settings.PAWA_WORKER_ROLE = "training"
     _register_on_ready(sender=SimpleNamespace(hostname="training-test@host"))
     assert "training-test@host" not in [w.get("hostname") for w in workers_alive()]
+
+
+@pytest.mark.django_db
+def test_a_run_left_running_by_a_dead_worker_ends_with_a_message(client, staff, settings, tiny_store):
+    from pawa.adaptation.tasks import _fail_interrupted_runs
+
+    adaptation = Adaptation.objects.create(base_model="tiny", name="x", data_file="/nonexistent", data_name="d.jsonl",
+                                           data_sha256="0" * 64, steps=1, rank=1, learning_rate=0.1,
+                                           status=Adaptation.Status.RUNNING)
+    settings.PAWA_WORKER_ROLE = "training"
+    _fail_interrupted_runs()
+    client.force_login(staff)
+    page = client.get(f"{URL}{adaptation.pk}/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
+    assert "Mafunzo yamesimama" in page

@@ -73,6 +73,8 @@ def data_error_message(code: str, line: int | None = None, detail: str = "") -> 
 def error_message(adaptation: Adaptation) -> str:
     if adaptation.error_code == "model":
         return _("The model could not be adapted: %(detail)s") % {"detail": adaptation.error_detail}
+    if adaptation.error_code == "interrupted":
+        return _("The training stopped: its worker was restarted. Start it again.")
     if adaptation.error_code == "internal":
         return _("The training failed unexpectedly: %(detail)s") % {"detail": adaptation.error_detail}
     return data_error_message(adaptation.error_code, adaptation.error_line, adaptation.error_detail)
