@@ -166,3 +166,10 @@ def test_a_run_left_running_by_a_dead_worker_ends_with_a_message(client, staff, 
     client.force_login(staff)
     page = client.get(f"{URL}{adaptation.pk}/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
     assert "Mafunzo yamesimama" in page
+
+
+def test_training_tasks_go_to_the_training_queue():
+    from pawa.celery import app
+
+    route = app.amqp.router.route({}, "pawa.adaptation.tasks.adaptation_train", args=(1,), kwargs={})
+    assert route["queue"].name == settings.PAWA_TRAINING_QUEUE != settings.PAWA_INFERENCE_QUEUE
