@@ -521,8 +521,11 @@ def save_merged(model, base_dir: Path, out: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(str(out), safe_serialization=True)
     shutil.copy(base_dir / "tokenizer.json", out / "tokenizer.json")
+    vocabulary = json.loads((base_dir / "tokenizer.json").read_text()).get("model", {}).get("vocab", {})
+    # CTranslate2's converters write the unknown token into the model's config: it must be set.
+    unk = next((token for token in ("<unk>", "<|endoftext|>") if token in vocabulary), card.eos_token or None)
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": card.bos_token or None,
-              "eos_token": card.eos_token or None, "clean_up_tokenization_spaces": False}
+              "eos_token": card.eos_token or None, "unk_token": unk, "clean_up_tokenization_spaces": False}
     (out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False))
 
 
