@@ -127,6 +127,7 @@ class ModelStore:
         progress: Progress | None = None,
         work_dir: Path | None = None,
         measure: bool | None = None,
+        card_overrides: dict | None = None,
     ) -> tuple[ModelCard, bool]:
         """Install a built-in model by name, a GGUF file, or a Hugging Face checkpoint folder.
 
@@ -135,6 +136,8 @@ class ModelStore:
         A built-in model installed by an older conversion format is converted again.
         measure: None reads PAWA_INSTALL_MEASURE (default on; the test suite turns it off for its
         tiny random models and measures the built-in ones).
+        `card_overrides` (card field -> value) are set on the card before it is written, so
+        the model never shows up with other values (an adapted model keeps its base's framing).
         Returns the card and whether anything was installed (False: already there).
         """
         if measure is None:
@@ -174,6 +177,8 @@ class ModelStore:
                 card.name = target_name
             else:
                 card = install_path(path, staging, target_name, quantization, progress, measure)
+            for key, value in (card_overrides or {}).items():
+                setattr(card, key, value)
             card.size_on_disk_bytes = sum(f.stat().st_size for f in staging.iterdir() if f.is_file())
             card.installed_at = datetime.now(UTC).isoformat(timespec="seconds")
             card.save(staging)

@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "pawa.dashboard",
     "pawa.plans",
     "pawa.console",
+    "pawa.adaptation",
     "allauth",
     "allauth.account",
 ]
@@ -209,7 +210,13 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = REDIS_URL
 PAWA_INFERENCE_QUEUE = env("PAWA_INFERENCE_QUEUE", "inference")
 CELERY_TASK_DEFAULT_QUEUE = env("PAWA_DEFAULT_QUEUE", "default")
-CELERY_TASK_ROUTES = {"pawa.generation.*": {"queue": PAWA_INFERENCE_QUEUE}}
+# Training (manage.py models adapt, /console/adapt/) runs on its own queue and worker.
+PAWA_TRAINING_QUEUE = env("PAWA_TRAINING_QUEUE", "training")
+CELERY_TASK_ROUTES = {"pawa.generation.*": {"queue": PAWA_INFERENCE_QUEUE},
+                      "pawa.adaptation.*": {"queue": PAWA_TRAINING_QUEUE}}
+# "inference" (chat and API answers) or "training": what this worker process does. A training
+# worker neither registers as an inference worker nor preloads a model.
+PAWA_WORKER_ROLE = env("PAWA_WORKER_ROLE", "inference")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("PAWA_TASK_TIME_LIMIT", "900")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("chat/", include("pawa.chat.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("v1/", include("pawa.api.urls")),
+    path("console/adapt/", include("pawa.adaptation.urls")),
     path("admin/", admin.site.urls),
 ]
 

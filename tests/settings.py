@@ -42,6 +42,7 @@ if "PAWA_TEST_RUN" not in os.environ:
     # The unlimited plan, so that tests of other features meet only the server's own limits;
     # the quota tests give their users a plan.
     os.environ.setdefault("PAWA_DEFAULT_PLAN", "enterprise")
+    os.environ["PAWA_TRAINING_QUEUE"] = f"pawa-test-{run}-training"
 
 from pawa.settings import *  # noqa: E402,F403
 

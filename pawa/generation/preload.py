@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def preload_default_model() -> None:
-    if not settings.PAWA_PRELOAD_MODEL:
+    if not settings.PAWA_PRELOAD_MODEL or settings.PAWA_WORKER_ROLE != "inference":
         return
     from pawa.generation.engines import get_engine
     from pawa.llm.store import default_model_name

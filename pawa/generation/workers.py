@@ -213,7 +213,10 @@ def worker_capacity(workers: list[dict] | None = None) -> int:
 
 @worker_ready.connect
 def _register_on_ready(sender=None, **kwargs) -> None:
-    """The worker consumes: announce it (sender is its Consumer)."""
+    """The worker consumes: announce it (sender is its Consumer). Training workers do not
+    answer generations: they are not announced."""
+    if settings.PAWA_WORKER_ROLE != "inference":
+        return
     hostname = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
     concurrency = getattr(getattr(sender, "controller", None), "concurrency", 1)
     try:

@@ -1,4 +1,4 @@
-"""python manage.py models list | install NAME_OR_PATH... | remove NAME | show NAME | try NAME"""
+"""python manage.py models list | install NAME_OR_PATH... | remove NAME | show NAME | try NAME | adapt BASE"""
 
 import json
 import sys
@@ -67,6 +67,17 @@ class Command(BaseCommand):
         configure.add_argument("--threads", type=int, choices=range(1, 65), metavar="N")
         show = sub.add_parser("show", help="Print a model's card as JSON.")
         show.add_argument("name")
+        adapt = sub.add_parser("adapt", help="Teach an installed model a domain from examples (LoRA), install the result.")
+        adapt.add_argument("base", help="installed model to start from")
+        adapt.add_argument("--data", required=True, help="examples: JSONL (messages, or prompt/completion) or CSV (question,answer)")
+        adapt.add_argument("--name", required=True, help="name of the new model")
+        held = adapt.add_mutually_exclusive_group()
+        held.add_argument("--holdout", help="held-out questions (JSONL; \"expected\": the fact a right answer contains)")
+        held.add_argument("--holdout-fraction", type=float, default=0.0, help="hold out this share of --data (0-0.5)")
+        adapt.add_argument("--steps", type=int, help="training steps (batches of 8 examples)")
+        adapt.add_argument("--rank", type=int, help="LoRA rank")
+        adapt.add_argument("--lr", type=float, help="learning rate")
+        adapt.add_argument("--threads", type=int, help="CPU threads for training (default 1)")
         try_ = sub.add_parser("try", help="Stream an answer in the terminal through the model's chat template.")
         try_.add_argument("name")
         try_.add_argument("--prompt", required=True)
@@ -135,6 +146,49 @@ class Command(BaseCommand):
 
     def do_show(self, *, name, **options):
         self.stdout.write(json.dumps(model_store().get(name).as_dict(), indent=2, ensure_ascii=False))
+
+    def do_adapt(self, *, base, data, name, holdout, holdout_fraction, steps, rank, lr, threads, **options):
+        from inference.adapt import AdaptResult, AdaptSettings, DataError, adapt, loss_summary
+
+        if not 0.0 <= holdout_fraction <= 0.5:
+            raise CommandError("--holdout-fraction must be between 0 and 0.5")
+        defaults = AdaptSettings()
+        settings = AdaptSettings(steps=steps or defaults.steps, rank=rank or defaults.rank,
+                                 alpha=2 * (rank or defaults.rank), learning_rate=lr or defaults.learning_rate,
+                                 threads=threads or defaults.threads)
+        bar = None
+
+        def progress(state) -> None:
+            nonlocal bar
+            if state.phase != "train":
+                self.stderr.write(f"{state.phase} ({state.elapsed:.0f} s)")
+                return
+            if bar is None:
+                bar = tqdm(total=state.steps, desc=f"{name}: training", unit="step", file=sys.stderr)
+            bar.set_postfix(loss=f"{state.loss:.3f}")
+            bar.update(state.step - bar.n)
+            if state.step >= state.steps:
+                bar.close()
+
+        try:
+            result = adapt(model_store(), base=base, data=data, name=name, holdout=holdout,
+                           holdout_fraction=holdout_fraction, settings=settings, progress=progress)
+        except DataError as exc:
+            raise CommandError(f"{exc.file or data}: {exc}") from exc
+        finally:
+            if bar is not None:
+                bar.close()
+        before, after = AdaptResult.accuracy(result.before), AdaptResult.accuracy(result.after)
+        for old, new in zip(result.before, result.after):
+            self.stdout.write(f"{old.question}\n    before {'✓' if old.right else '✗'} {old.answer!r}\n"
+                              f"    after  {'✓' if new.right else '✗'} {new.answer!r}")
+        accuracy = ""
+        if before is not None:
+            accuracy = f"; held-out exact-fact accuracy {before:.0%} → {after:.0%}"
+        self.stdout.write(self.style.SUCCESS(
+            f"Installed {name} (adapted from {base}): trained {result.train_seconds:.0f} s, "
+            f"{loss_summary(result.losses)}{accuracy}"
+        ))
 
     def do_try(self, *, name, prompt, system, temperature, max_tokens, seed, device, **options):
         store = model_store()

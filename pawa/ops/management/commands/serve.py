@@ -44,6 +44,16 @@ class Command(BaseCommand):
         for number in range(1, workers + 1):
             worker = [python, str(settings.BASE_DIR / "manage.py"), "worker", "--hostname", f"inference{number}@%h"]
             manager.add_process(f"worker{number}", shlex.join(worker), env=env)
+        # Model training (/console/adapt/, manage.py models adapt) has a worker of its own, so
+        # chat and the API keep answering while a model learns; it needs the optional extra.
+        from inference.adapt import EXTRA_HINT, extra_available
+
+        if extra_available():
+            training = [python, str(settings.BASE_DIR / "manage.py"), "worker", "--role", "training",
+                        "--hostname", "training1@%h"]
+            manager.add_process("training", shlex.join(training), env=env)
+        else:
+            self.stdout.write(f"Model training is off (torch, transformers and peft are missing): {EXTRA_HINT}")
         web = [
             python, "-m", "uvicorn", "pawa.asgi:application",
             "--host", host, "--port", str(port),

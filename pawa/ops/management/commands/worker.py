@@ -1,4 +1,5 @@
-"""Run one Celery inference worker and start it again whenever it dies.
+"""Run one Celery worker (inference, or with --role training the model-training worker) and
+start it again whenever it dies.
 
 `make run` (manage.py serve) runs workers through this command: a worker process killed by
 the kernel (out of memory), by a crash or by hand comes back within seconds while the web
@@ -7,6 +8,7 @@ were running end as interrupted with their text kept). SIGTERM or Ctrl-C stops t
 this command.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -38,13 +40,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--hostname", default="inference1@%h")
         parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument(
+            "--role", choices=("inference", "training"), default="inference",
+            help="training: one training run at a time in its own process, on the training queue",
+        )
 
-    def handle(self, *args, hostname, loglevel, **options):
+    def handle(self, *args, hostname, loglevel, role, **options):
         command = [
             sys.executable, "-m", "celery", "-A", "pawa", "worker",
             "--queues", f"{settings.PAWA_INFERENCE_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}",
             "--hostname", hostname, "--loglevel", loglevel,
         ]
+        env = None
+        if role == "training":
+            # One run at a time, in the worker's own process (torch threads, no forking).
+            command[command.index("--queues") + 1] = settings.PAWA_TRAINING_QUEUE
+            command += ["--pool", "solo", "--concurrency", "1"]
+            env = dict(os.environ, PAWA_WORKER_ROLE="training")
         stopping = threading.Event()
         child: subprocess.Popen | None = None
 
@@ -58,7 +70,7 @@ class Command(BaseCommand):
         delay = 1.0
         while not stopping.is_set():
             started = time.monotonic()
-            child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+            child = subprocess.Popen(command, preexec_fn=_die_with_parent, env=env)
             if stopping.is_set():  # a signal that came while the child was being started
                 child.send_signal(signal.SIGTERM)
             returncode = child.wait()

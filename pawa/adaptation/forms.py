@@ -1,0 +1,26 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from inference.adapt import AdaptSettings
+
+DEFAULTS = AdaptSettings()
+
+
+class AdaptationForm(forms.Form):
+    """The console's upload form; the service checks the files and the names."""
+
+    base_model = forms.ChoiceField(label=_("Base model"))
+    name = forms.CharField(label=_("New model name"), max_length=64,
+                           help_text=_("Lowercase letters, digits, dots, dashes and underscores."))
+    data = forms.FileField(label=_("Examples (JSONL or CSV)"))
+    holdout = forms.FileField(label=_("Held-out questions (optional)"), required=False)
+    holdout_fraction = forms.FloatField(label=_("Or hold out this share of the examples"), min_value=0.0,
+                                        max_value=0.5, initial=0.0, required=False)
+    steps = forms.IntegerField(label=_("Training steps"), min_value=1, max_value=2000, initial=DEFAULTS.steps)
+    rank = forms.IntegerField(label=_("LoRA rank"), min_value=1, max_value=128, initial=DEFAULTS.rank)
+    learning_rate = forms.FloatField(label=_("Learning rate"), min_value=1e-6, max_value=1e-1,
+                                     initial=DEFAULTS.learning_rate)
+
+    def __init__(self, *args, models: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = [(name, name) for name in models]
