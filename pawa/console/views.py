@@ -61,6 +61,17 @@ def _query_without_page(request) -> str:
     return query.urlencode()
 
 
+def _filter_status(form) -> int:
+    """400 for a filter form with errors (they are shown beside its fields), else 200."""
+    return 400 if form.is_bound and not form.is_valid() else 200
+
+
+def _user_ids(values: list[str]) -> list[int]:
+    """The ids in a posted list that can be a user's primary key: ASCII digits, at most 18 of
+    them (larger ones overflow a database integer); anything else is dropped."""
+    return [int(value) for value in values if value.isascii() and value.isdigit() and len(value) <= 18]
+
+
 def _day(day) -> str:
     return formats.date_format(day, "j M")
 
@@ -126,14 +137,13 @@ def users(request):
     return render(request, "console/users.html", {
         "active": "users", "form": form, "page": page, "query": _query_without_page(request),
         "bulk_actions": BulkUsersForm.ACTIONS,
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required
 @require_POST
 def users_bulk(request):
-    ids = [value for value in request.POST.getlist("users") if value.isdigit()]
-    form = BulkUsersForm(request.POST, user_ids=[int(value) for value in ids])
+    form = BulkUsersForm(request.POST, user_ids=_user_ids(request.POST.getlist("users")))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
@@ -172,7 +182,7 @@ def user_detail(request, user_id: int):
         "conversation_count": Conversation.objects.filter(user=person).count(),
         "generation_count": generations.count(),
         "actions": AdminAction.objects.filter(target_type="user", target_id=str(person.pk)).select_related("actor")[:20],
-    })
+    }, status=400 if form.is_bound else 200)  # a valid POST has redirected
 
 
 @staff_required
@@ -194,7 +204,8 @@ def plan_detail(request, plan_id: int | None = None):
         services.plan_update(actor=request.user, plan=plan, changed=form.changed_data)
         messages.success(request, _("The plan “%(name)s” is saved.") % {"name": plan.name})
         return redirect("console:plans")
-    return render(request, "console/plan.html", {"active": "plans", "plan": plan, "form": form})
+    return render(request, "console/plan.html", {"active": "plans", "plan": plan, "form": form},
+                  status=400 if form.is_bound else 200)  # a valid POST has redirected
 
 
 def plan_slug(name: str) -> str:
@@ -225,7 +236,7 @@ def keys(request):
             found = found.filter(revoked_at__isnull=True, expires_at__lte=now)
     return render(request, "console/keys.html", {
         "active": "keys", "form": form, "page": _page(request, found), "query": _query_without_page(request),
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required
@@ -257,7 +268,7 @@ def conversations(request):
     return render(request, "console/conversations.html", {
         "active": "conversations", "form": form, "page": _page(request, found),
         "query": _query_without_page(request),
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required
