@@ -295,3 +295,29 @@ def test_the_openai_sdk_reads_a_used_up_quota_as_a_rate_limit_error(live_asgi, o
     assert "resets at" in error.message
     assert int(error.response.headers["retry-after"]) >= 1
     assert error.response.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("idle_worker", "real_models", "plans")
+def test_the_rate_limit_headers_of_an_admitted_request_are_the_plans_when_it_is_stricter(client, owner):
+    give_plan(owner, requests_per_minute=5, tokens_per_minute=1000)  # the key's own limits are 60 and 20000
+    used(owner, tokens=300)
+    secret = apikey_create(user=owner, name="t")[1]
+    listed = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {secret}")  # starts no generation
+    assert listed["x-ratelimit-limit-requests"] == "5" and listed["x-ratelimit-remaining-requests"] == "4"
+    response = api_post(client, secret, chat_body())
+    assert response.status_code != 429, response.content  # admitted (the idle worker then writes nothing)
+    assert response["x-ratelimit-limit-requests"] == "5"
+    assert response["x-ratelimit-remaining-requests"] == "3"  # one used before, this one
+    assert response["x-ratelimit-limit-tokens"] == "1000" and response["x-ratelimit-remaining-tokens"] == "700"
+    assert 1 <= int(response["x-ratelimit-reset-requests"].removesuffix("s")) <= 60
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("idle_worker", "real_models", "plans")
+def test_the_keys_limits_stay_in_the_headers_when_the_plan_is_unlimited(client, owner, plans):
+    owner.plan = plans["enterprise"]
+    owner.save(update_fields=["plan"])
+    response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {apikey_create(user=owner, name='t')[1]}")
+    assert response.status_code == 200, response.content
+    assert response["x-ratelimit-limit-requests"] == "60" and response["x-ratelimit-limit-tokens"] == "20000"

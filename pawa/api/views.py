@@ -88,7 +88,9 @@ class ApiView(APIView):
             raise ApiError(403, str(_("Your account is waiting for an administrator's approval. You can chat and use "
                                       "the API once it is approved.")),
                            type="permission_error", code="approval_pending")
-        request.ratelimit_headers = limits.check_and_count_request(request.auth, request.user)
+        request.ratelimit_headers = limits.plan_tightened_headers(
+            limits.check_and_count_request(request.auth, request.user), request.user,
+            generates=isinstance(self, GenerationView))
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
