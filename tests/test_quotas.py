@@ -193,6 +193,20 @@ def test_a_keys_model_allow_list_is_enforced(client, owner):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("real_models", "plans")
+def test_the_model_list_shows_only_what_the_key_and_the_plan_allow(client, owner):
+    def listed(secret):
+        response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {secret}")
+        assert response.status_code == 200
+        return {model["id"] for model in response.json()["data"]}
+
+    assert listed(apikey_create(user=owner, name="all")[1]) == {GEMMA, SMOL}
+    assert listed(apikey_create(user=owner, name="gemma only", allowed_models=[GEMMA])[1]) == {GEMMA}
+    give_plan(owner, allowed_models=[SMOL])
+    assert listed(apikey_create(user=owner, name="plan")[1]) == {SMOL}
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("real_models")
 def test_an_expired_key_is_a_401_that_says_expired(client, owner):
     secret = apikey_create(user=owner, name="old", expires_at=timezone.now() - timedelta(minutes=1))[1]
