@@ -115,8 +115,10 @@ def test_bulk_deactivate_and_reactivate_are_logged(client, staff, make_user):
     states = {p.email: p.is_active for p in get_user_model().objects.all()}
     assert states == {"mtu0@example.com": False, "mtu1@example.com": False, "mtu2@example.com": True,
                       "baraka@example.com": True}  # never one's own account
+    assert "Watumiaji 2 wamezimwa." in client.get("/console/users/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
     client.post("/console/users/bulk/", {"action": "reactivate", "users": [people[0].pk]})
     assert get_user_model().objects.get(pk=people[0].pk).is_active
+    assert "Mtumiaji 1 amewashwa tena." in client.get("/console/users/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
     log = [(a.actor_id, a.action, a.target_id) for a in AdminAction.objects.order_by("id")]
     assert log == [(staff.pk, "deactivate", str(people[0].pk)), (staff.pk, "deactivate", str(people[1].pk)),
                    (staff.pk, "reactivate", str(people[0].pk))]
@@ -138,7 +140,9 @@ def test_approving_pending_users(client, staff, owner):
     client.force_login(staff)
     listed = client.get("/console/users/?state=pending").content.decode()
     assert "amina@example.com" in listed
-    client.post("/console/users/bulk/", {"action": "approve", "users": [owner.pk]})
+    done = client.post("/console/users/bulk/", {"action": "approve", "users": [owner.pk]}, follow=True,
+                       HTTP_ACCEPT_LANGUAGE="en")
+    assert "Approved 1 user." in done.content.decode()  # one: singular
     assert not get_user_model().objects.get(pk=owner.pk).approval_pending
     assert AdminAction.objects.get().action == "approve"
 

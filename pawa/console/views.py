@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -153,10 +154,13 @@ def users_bulk(request):
     action = form.cleaned_data["action"]
     if action == "approve":
         count = services.users_approve(actor=request.user, users=chosen)
-        text = _("Approved %(count)d users.")
+        text = ngettext("Approved %(count)d user.", "Approved %(count)d users.", count)
+    elif action == "reactivate":
+        count = services.users_set_active(actor=request.user, users=chosen, active=True)
+        text = ngettext("Reactivated %(count)d user.", "Reactivated %(count)d users.", count)
     else:
-        count = services.users_set_active(actor=request.user, users=chosen, active=action == "reactivate")
-        text = _("Reactivated %(count)d users.") if action == "reactivate" else _("Deactivated %(count)d users.")
+        count = services.users_set_active(actor=request.user, users=chosen, active=False)
+        text = ngettext("Deactivated %(count)d user.", "Deactivated %(count)d users.", count)
     messages.success(request, text % {"count": count})
     return redirect(request.POST.get("next") if str(request.POST.get("next", "")).startswith("/console/")
                     else "console:users")
