@@ -126,6 +126,18 @@ def test_bulk_deactivate_and_reactivate_are_logged(client, staff, make_user):
     assert "Deactivated" in page and "mtu1@example.com" in page and "baraka@example.com" in page
 
 
+def test_staff_who_are_not_superusers_cannot_deactivate_a_superuser(client, staff, make_user):
+    root = make_user("mkuu@example.com", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    client.post("/console/users/bulk/", {"action": "deactivate", "users": [root.pk]})
+    assert get_user_model().objects.get(pk=root.pk).is_active
+    assert not AdminAction.objects.exists()
+    other_root = make_user("mkuu2@example.com", is_staff=True, is_superuser=True)
+    client.force_login(other_root)
+    client.post("/console/users/bulk/", {"action": "deactivate", "users": [root.pk]})
+    assert not get_user_model().objects.get(pk=root.pk).is_active  # a superuser may
+
+
 def test_a_bulk_action_without_users_says_so(client, staff):
     client.force_login(staff)
     response = client.post("/console/users/bulk/", {"action": "deactivate"}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
