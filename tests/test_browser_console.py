@@ -41,3 +41,13 @@ def test_the_overview_draws_its_charts_and_fits_the_screen(page, login, staff, t
     assert stroke not in ("none", "")  # coloured by the stylesheet
     assert page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)") <= width
     assert all(url.startswith(page.url.split("/console/")[0]) for url in page.requested_urls)  # nothing external
+
+
+def test_the_overview_cards_of_one_row_line_up(page, login, staff, traffic, idle_worker):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, staff)
+    page.goto("/console/")
+    stat_tops = {round(box["y"]) for box in (card.bounding_box() for card in page.locator(".stat-grid > .card").all())}
+    assert len(stat_tops) == 1, stat_tops  # six figures in one row at 1280 px
+    first, second = (page.locator(".chart-grid > .card").nth(index).bounding_box() for index in (0, 1))
+    assert round(first["y"]) == round(second["y"])

@@ -115,13 +115,27 @@ def test_bulk_deactivate_and_reactivate_are_logged(client, staff, make_user):
     states = {p.email: p.is_active for p in get_user_model().objects.all()}
     assert states == {"mtu0@example.com": False, "mtu1@example.com": False, "mtu2@example.com": True,
                       "baraka@example.com": True}  # never one's own account
+    assert "Watumiaji 2 wamezimwa." in client.get("/console/users/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
     client.post("/console/users/bulk/", {"action": "reactivate", "users": [people[0].pk]})
     assert get_user_model().objects.get(pk=people[0].pk).is_active
+    assert "Mtumiaji 1 amewashwa tena." in client.get("/console/users/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
     log = [(a.actor_id, a.action, a.target_id) for a in AdminAction.objects.order_by("id")]
     assert log == [(staff.pk, "deactivate", str(people[0].pk)), (staff.pk, "deactivate", str(people[1].pk)),
                    (staff.pk, "reactivate", str(people[0].pk))]
     page = client.get("/console/log/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Deactivated" in page and "mtu1@example.com" in page and "baraka@example.com" in page
+
+
+def test_staff_who_are_not_superusers_cannot_deactivate_a_superuser(client, staff, make_user):
+    root = make_user("mkuu@example.com", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    client.post("/console/users/bulk/", {"action": "deactivate", "users": [root.pk]})
+    assert get_user_model().objects.get(pk=root.pk).is_active
+    assert not AdminAction.objects.exists()
+    other_root = make_user("mkuu2@example.com", is_staff=True, is_superuser=True)
+    client.force_login(other_root)
+    client.post("/console/users/bulk/", {"action": "deactivate", "users": [root.pk]})
+    assert not get_user_model().objects.get(pk=root.pk).is_active  # a superuser may
 
 
 def test_a_bulk_action_without_users_says_so(client, staff):
@@ -138,7 +152,9 @@ def test_approving_pending_users(client, staff, owner):
     client.force_login(staff)
     listed = client.get("/console/users/?state=pending").content.decode()
     assert "amina@example.com" in listed
-    client.post("/console/users/bulk/", {"action": "approve", "users": [owner.pk]})
+    done = client.post("/console/users/bulk/", {"action": "approve", "users": [owner.pk]}, follow=True,
+                       HTTP_ACCEPT_LANGUAGE="en")
+    assert "Approved 1 user." in done.content.decode()  # one: singular
     assert not get_user_model().objects.get(pk=owner.pk).approval_pending
     assert AdminAction.objects.get().action == "approve"
 
@@ -161,7 +177,8 @@ def test_user_search_and_filters(client, staff, make_user, world, owner):
     # Amina answered today, Baraka signed in today (to look), Kimya never did either.
     assert emails(f"active_after={today}") == {"amina@example.com", "baraka@example.com"}
     assert emails("order=-last_active") == {"amina@example.com", "kimya@example.com", "baraka@example.com"}
-    assert client.get("/console/users/?joined_after=not-a-date").status_code == 200
+    refused = client.get("/console/users/?joined_after=not-a-date", HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400 and "Enter a valid date." in refused.content.decode()
     assert quiet.pk
 
 
@@ -175,7 +192,7 @@ def test_setting_a_plan_and_limits_for_one_user(client, staff, owner, plans):
     assert sorted(AdminAction.objects.values_list("action", flat=True)) == ["set_limits", "set_plan"]
     bad = client.post(f"/console/users/{owner.pk}/", {"plan": "999", "tokens_per_day": "-1"},
                       HTTP_ACCEPT_LANGUAGE="en")
-    assert bad.status_code == 200 and "errorlist" in bad.content.decode()
+    assert bad.status_code == 400 and "errorlist" in bad.content.decode()
 
 
 def test_editing_a_plan(client, staff, plans):

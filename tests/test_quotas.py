@@ -193,6 +193,20 @@ def test_a_keys_model_allow_list_is_enforced(client, owner):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("real_models", "plans")
+def test_the_model_list_shows_only_what_the_key_and_the_plan_allow(client, owner):
+    def listed(secret):
+        response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {secret}")
+        assert response.status_code == 200
+        return {model["id"] for model in response.json()["data"]}
+
+    assert listed(apikey_create(user=owner, name="all")[1]) == {GEMMA, SMOL}
+    assert listed(apikey_create(user=owner, name="gemma only", allowed_models=[GEMMA])[1]) == {GEMMA}
+    give_plan(owner, allowed_models=[SMOL])
+    assert listed(apikey_create(user=owner, name="plan")[1]) == {SMOL}
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("real_models")
 def test_an_expired_key_is_a_401_that_says_expired(client, owner):
     secret = apikey_create(user=owner, name="old", expires_at=timezone.now() - timedelta(minutes=1))[1]
@@ -295,3 +309,30 @@ def test_the_openai_sdk_reads_a_used_up_quota_as_a_rate_limit_error(live_asgi, o
     assert "resets at" in error.message
     assert int(error.response.headers["retry-after"]) >= 1
     assert error.response.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("idle_worker", "real_models", "plans")
+def test_the_rate_limit_headers_of_an_admitted_request_are_the_plans_when_it_is_stricter(client, owner):
+    give_plan(owner, requests_per_minute=5, tokens_per_minute=1000)  # the key's own limits are 60 and 20000
+    used(owner, tokens=300)
+    secret = apikey_create(user=owner, name="t")[1]
+    listed = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {secret}")  # starts no generation
+    # Remaining: the smaller of the plan's and the key's (an earlier test's key may have had this id).
+    assert listed["x-ratelimit-limit-requests"] == "5" and int(listed["x-ratelimit-remaining-requests"]) <= 4
+    response = api_post(client, secret, chat_body())
+    assert response.status_code != 429, response.content  # admitted (the idle worker then writes nothing)
+    assert response["x-ratelimit-limit-requests"] == "5"
+    assert int(response["x-ratelimit-remaining-requests"]) <= 3  # one used before, this one
+    assert response["x-ratelimit-limit-tokens"] == "1000" and int(response["x-ratelimit-remaining-tokens"]) <= 700
+    assert 1 <= int(response["x-ratelimit-reset-requests"].removesuffix("s")) <= 60
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("idle_worker", "real_models", "plans")
+def test_the_keys_limits_stay_in_the_headers_when_the_plan_is_unlimited(client, owner, plans):
+    owner.plan = plans["enterprise"]
+    owner.save(update_fields=["plan"])
+    response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {apikey_create(user=owner, name='t')[1]}")
+    assert response.status_code == 200, response.content
+    assert response["x-ratelimit-limit-requests"] == "60" and response["x-ratelimit-limit-tokens"] == "20000"

@@ -15,6 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 from pawa.api.errors import ApiError
 from pawa.api.models import ApiLimits
 from pawa.generation.admission import max_concurrent_for
+from pawa.plans.quotas import minute_headroom
 
 
 @lru_cache(maxsize=2)
@@ -75,6 +76,22 @@ def check_and_count_request(api_key, user) -> dict:
     if not limiter().test(tokens, "pawa-api", "tokens", key_id):
         raise _too_many("tokens", tokens.amount, token_reset, headers)
     return headers
+
+
+def plan_tightened_headers(headers: dict, user, *, generates: bool = True) -> dict:
+    """The x-ratelimit-* headers of the stricter of the two per-minute limits: the key's (in
+    `headers`, from check_and_count_request) and the user's plan (pawa/plans/quotas.py), so a
+    Free plan's 5 requests per minute is what a client reads, not the key's default of 60.
+    `generates`: the request starts a generation, which the plan counts (listing models does not)."""
+    tightened = dict(headers)
+    for kind, (limit, remaining, reset) in minute_headroom(user, counting=generates).items():
+        key_limit = int(headers.get(f"x-ratelimit-limit-{kind}", limit + 1))
+        key_remaining = int(headers.get(f"x-ratelimit-remaining-{kind}", remaining + 1))
+        if limit < key_limit or remaining < key_remaining:
+            tightened.update({f"x-ratelimit-limit-{kind}": str(min(limit, key_limit)),
+                              f"x-ratelimit-remaining-{kind}": str(min(remaining, key_remaining)),
+                              f"x-ratelimit-reset-{kind}": f"{reset}s"})
+    return tightened
 
 
 def count_tokens(api_key, user, tokens_used: int) -> None:

@@ -31,6 +31,7 @@ from pawa.generation.models import Generation
 from pawa.generation.prompts import prompt_builder
 from pawa.generation.redis import async_client
 from pawa.llm.store import installed_models, model_store
+from pawa.plans.quotas import quotas_for
 
 log = logging.getLogger(__name__)
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
@@ -88,7 +89,9 @@ class ApiView(APIView):
             raise ApiError(403, str(_("Your account is waiting for an administrator's approval. You can chat and use "
                                       "the API once it is approved.")),
                            type="permission_error", code="approval_pending")
-        request.ratelimit_headers = limits.check_and_count_request(request.auth, request.user)
+        request.ratelimit_headers = limits.plan_tightened_headers(
+            limits.check_and_count_request(request.auth, request.user), request.user,
+            generates=isinstance(self, GenerationView))
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -136,7 +139,12 @@ class ModelList(ApiView):
     @extend_schema(summary="List the installed models", tags=["Models"], operation_id="models_list",
                    responses={200: OpenApiResponse(description="{object: list, data: [model]}")})
     def get(self, request):
-        return Response({"object": "list", "data": [model_object(card) for card in installed_models()]})
+        """The installed models this key and the user's plan may use (a restricted key lists fewer)."""
+        quotas = quotas_for(request.user)
+        key_models = getattr(request.auth, "allowed_models", None) or ()
+        usable = [card for card in installed_models()
+                  if quotas.allows_model(card.name) and (not key_models or card.name in key_models)]
+        return Response({"object": "list", "data": [model_object(card) for card in usable]})
 
 
 class ModelDetail(ApiView):

@@ -1,8 +1,24 @@
+from datetime import date
+
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from pawa.llm.store import installed_models
 from pawa.plans.models import Plan
+
+
+# The dates a filter accepts: a day is turned into an aware datetime (and `until` into the next
+# day's start), which overflows at the ends of Python's calendar.
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(9999, 12, 30)
+# The largest quota an integer column holds on every supported database (PostgreSQL `integer`).
+LARGEST_QUOTA = 2_147_483_647
+
+
+def _day_field(label) -> forms.DateField:
+    """An optional date filter between EARLIEST_DAY and LATEST_DAY."""
+    return forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                           validators=[MinValueValidator(EARLIEST_DAY), MaxValueValidator(LATEST_DAY)])
 
 
 class UserFilterForm(forms.Form):
@@ -15,10 +31,8 @@ class UserFilterForm(forms.Form):
 
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     state = forms.ChoiceField(label=_("Show"), choices=STATES, required=False)
-    joined_after = forms.DateField(label=_("Joined after"), required=False,
-                                   widget=forms.DateInput(attrs={"type": "date"}))
-    active_after = forms.DateField(label=_("Last active after"), required=False,
-                                   widget=forms.DateInput(attrs={"type": "date"}))
+    joined_after = _day_field(_("Joined after"))
+    active_after = _day_field(_("Last active after"))
     min_tokens = forms.IntegerField(label=_("Tokens used (30 days) at least"), required=False, min_value=0)
     order = forms.ChoiceField(label=_("Sort"), choices=ORDERS, required=False)
 
@@ -36,7 +50,7 @@ class BulkUsersForm(forms.Form):
 
 
 def _limit(label):
-    return forms.IntegerField(label=label, required=False, min_value=0,
+    return forms.IntegerField(label=label, required=False, min_value=0, max_value=LARGEST_QUOTA,
                               help_text=_("Empty: the plan's value."))
 
 
@@ -79,5 +93,5 @@ class KeyFilterForm(forms.Form):
 class ConversationFilterForm(forms.Form):
     user = forms.CharField(label=_("User"), required=False, max_length=100)
     model = forms.CharField(label=_("Model"), required=False, max_length=64)
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = _day_field(_("From"))
+    until = _day_field(_("To"))

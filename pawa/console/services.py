@@ -35,12 +35,13 @@ def users_approve(*, actor, users) -> int:
 
 @transaction.atomic
 def users_set_active(*, actor, users, active: bool) -> int:
-    """Deactivate or reactivate accounts (never the actor's own). A deactivated user is signed
-    out everywhere and their API keys stop working (the keys check `is_active`). Returns how
-    many changed."""
+    """Deactivate or reactivate accounts (never the actor's own, and a superuser's only when
+    the actor is a superuser too: staff cannot lock out the administrators above them). A
+    deactivated user is signed out everywhere and their API keys stop working (the keys check
+    `is_active`). Returns how many changed."""
     count = 0
     for user in users:
-        if user.pk == actor.pk or user.is_active == active:
+        if user.pk == actor.pk or user.is_active == active or (user.is_superuser and not actor.is_superuser):
             continue
         user.is_active = active
         user.save(update_fields=["is_active"])  # post_save closes their open chat sockets

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import formats, timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -59,6 +60,17 @@ def _query_without_page(request) -> str:
     query = request.GET.copy()
     query.pop("page", None)
     return query.urlencode()
+
+
+def _filter_status(form) -> int:
+    """400 for a filter form with errors (they are shown beside its fields), else 200."""
+    return 400 if form.is_bound and not form.is_valid() else 200
+
+
+def _user_ids(values: list[str]) -> list[int]:
+    """The ids in a posted list that can be a user's primary key: ASCII digits, at most 18 of
+    them (larger ones overflow a database integer); anything else is dropped."""
+    return [int(value) for value in values if value.isascii() and value.isdigit() and len(value) <= 18]
 
 
 def _day(day) -> str:
@@ -126,14 +138,13 @@ def users(request):
     return render(request, "console/users.html", {
         "active": "users", "form": form, "page": page, "query": _query_without_page(request),
         "bulk_actions": BulkUsersForm.ACTIONS,
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required
 @require_POST
 def users_bulk(request):
-    ids = [value for value in request.POST.getlist("users") if value.isdigit()]
-    form = BulkUsersForm(request.POST, user_ids=[int(value) for value in ids])
+    form = BulkUsersForm(request.POST, user_ids=_user_ids(request.POST.getlist("users")))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
@@ -143,10 +154,13 @@ def users_bulk(request):
     action = form.cleaned_data["action"]
     if action == "approve":
         count = services.users_approve(actor=request.user, users=chosen)
-        text = _("Approved %(count)d users.")
+        text = ngettext("Approved %(count)d user.", "Approved %(count)d users.", count)
+    elif action == "reactivate":
+        count = services.users_set_active(actor=request.user, users=chosen, active=True)
+        text = ngettext("Reactivated %(count)d user.", "Reactivated %(count)d users.", count)
     else:
-        count = services.users_set_active(actor=request.user, users=chosen, active=action == "reactivate")
-        text = _("Reactivated %(count)d users.") if action == "reactivate" else _("Deactivated %(count)d users.")
+        count = services.users_set_active(actor=request.user, users=chosen, active=False)
+        text = ngettext("Deactivated %(count)d user.", "Deactivated %(count)d users.", count)
     messages.success(request, text % {"count": count})
     return redirect(request.POST.get("next") if str(request.POST.get("next", "")).startswith("/console/")
                     else "console:users")
@@ -172,7 +186,7 @@ def user_detail(request, user_id: int):
         "conversation_count": Conversation.objects.filter(user=person).count(),
         "generation_count": generations.count(),
         "actions": AdminAction.objects.filter(target_type="user", target_id=str(person.pk)).select_related("actor")[:20],
-    })
+    }, status=400 if form.is_bound else 200)  # a valid POST has redirected
 
 
 @staff_required
@@ -194,7 +208,8 @@ def plan_detail(request, plan_id: int | None = None):
         services.plan_update(actor=request.user, plan=plan, changed=form.changed_data)
         messages.success(request, _("The plan “%(name)s” is saved.") % {"name": plan.name})
         return redirect("console:plans")
-    return render(request, "console/plan.html", {"active": "plans", "plan": plan, "form": form})
+    return render(request, "console/plan.html", {"active": "plans", "plan": plan, "form": form},
+                  status=400 if form.is_bound else 200)  # a valid POST has redirected
 
 
 def plan_slug(name: str) -> str:
@@ -225,7 +240,7 @@ def keys(request):
             found = found.filter(revoked_at__isnull=True, expires_at__lte=now)
     return render(request, "console/keys.html", {
         "active": "keys", "form": form, "page": _page(request, found), "query": _query_without_page(request),
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required
@@ -257,7 +272,7 @@ def conversations(request):
     return render(request, "console/conversations.html", {
         "active": "conversations", "form": form, "page": _page(request, found),
         "query": _query_without_page(request),
-    })
+    }, status=_filter_status(form))
 
 
 @staff_required

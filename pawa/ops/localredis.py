@@ -22,7 +22,8 @@ def server_command(port: int, data_dir: Path) -> list[str]:
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--dir", str(data_dir),
-        "--save", "60 1",
+        # Each word its own argument: Redis 6 reads "--save '60 1'" as one word and then saves never.
+        "--save", "60", "1",
         "--appendonly", "no",
         "--protected-mode", "yes",
     ]

@@ -167,6 +167,26 @@ def quota_exceeded(*, user, quotas: Quotas, now: datetime | None = None) -> Exce
     return None
 
 
+def minute_headroom(user, now: datetime | None = None, *, counting: bool = True) -> dict[str, tuple[int, int, int]]:
+    """The user's per-minute quotas that are set: {"requests" | "tokens": (limit, remaining,
+    seconds until the sliding minute frees room)}. With `counting`, `remaining` requests leaves
+    out the request being made (a generation not admitted yet); never below 0."""
+    now = now or timezone.now()
+    quotas = quotas_for(user)
+    if quotas.requests_per_minute is None and quotas.tokens_per_minute is None:
+        return {}
+    since = now - MINUTE
+    minute = _usage(user, since)
+    reset = max(1, int((_minute_reset(user, since, now) - now).total_seconds() + 0.999))
+    headroom = {}
+    if quotas.requests_per_minute is not None:
+        headroom["requests"] = (quotas.requests_per_minute,
+                                max(0, quotas.requests_per_minute - minute["requests"] - counting), reset)
+    if quotas.tokens_per_minute is not None:
+        headroom["tokens"] = (quotas.tokens_per_minute, max(0, quotas.tokens_per_minute - minute["tokens"]), reset)
+    return headroom
+
+
 def quota_status(user, now: datetime | None = None) -> list[dict]:
     """Each quota of the user's plan with its use so far, for the dashboard:
     [{"name", "label", "limit" (None: unlimited), "used", "remaining", "resets_at"}]."""
