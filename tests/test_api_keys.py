@@ -117,3 +117,26 @@ def test_admins_see_generation_metadata_but_not_the_conversation(client, owner, 
     assert "gemma3-270m" in listing
     detail = client.get(f"/admin/generation/generation/{generation.pk}/change/").content.decode()
     assert "siri yangu" not in detail and "jibu la siri" not in detail
+
+
+def test_a_new_key_never_inherits_the_request_count_of_a_deleted_one(owner):
+    """Counts follow the key's random prefix: a database id reused after a delete (or a test's
+    rollback) starts from zero."""
+    from pawa.api.errors import ApiError
+    from pawa.api.limits import check_and_count_request
+    from pawa.api.models import ApiLimits
+
+    ApiLimits.objects.update_or_create(user=owner, defaults={"requests_per_minute": 2})
+    owner.refresh_from_db()
+    first, _ = apikey_create(user=owner, name="first")
+    check_and_count_request(first, owner)
+    check_and_count_request(first, owner)
+    with pytest.raises(ApiError):
+        check_and_count_request(first, owner)
+    reused_id = first.pk
+    first.delete()
+    second, _ = apikey_create(user=owner, name="second")
+    ApiKey.objects.filter(pk=second.pk).update(id=reused_id)
+    second = ApiKey.objects.get(pk=reused_id)
+    headers = check_and_count_request(second, owner)
+    assert headers["x-ratelimit-remaining-requests"] == "1"

@@ -51,8 +51,20 @@ def limits_for(user) -> Limits:
     )
 
 
+def _namespace() -> str:
+    """The limiter's key namespace: this installation's Redis prefix (two installations, or two
+    test runs, sharing one Redis never count each other's requests)."""
+    return f"{settings.REDIS_PREFIX}:api-limits"
+
+
+def _key_id(api_key) -> str:
+    """An API key's identity for counting: its random public prefix, unique and never reused
+    (database ids are reused after a rollback or a restore)."""
+    return api_key.prefix
+
+
 def _headers(kind: str, item, key_id: str) -> dict:
-    stats = limiter().get_window_stats(item, "pawa-api", kind, key_id)
+    stats = limiter().get_window_stats(item, _namespace(), kind, key_id)
     reset = max(0.0, stats.reset_time - time.time())
     return {
         f"x-ratelimit-limit-{kind}": str(item.amount),
@@ -66,14 +78,14 @@ def check_and_count_request(api_key, user) -> dict:
     limits = limits_for(user)
     requests = RateLimitItemPerMinute(limits.requests_per_minute)
     tokens = RateLimitItemPerMinute(limits.tokens_per_minute)
-    key_id = str(api_key.pk)
-    allowed = limiter().hit(requests, "pawa-api", "requests", key_id)
+    key_id = _key_id(api_key)
+    allowed = limiter().hit(requests, _namespace(), "requests", key_id)
     headers, request_reset = _headers("requests", requests, key_id)
     token_headers, token_reset = _headers("tokens", tokens, key_id)
     headers.update(token_headers)
     if not allowed:
         raise _too_many("requests", requests.amount, request_reset, headers)
-    if not limiter().test(tokens, "pawa-api", "tokens", key_id):
+    if not limiter().test(tokens, _namespace(), "tokens", key_id):
         raise _too_many("tokens", tokens.amount, token_reset, headers)
     return headers
 
@@ -97,7 +109,7 @@ def plan_tightened_headers(headers: dict, user, *, generates: bool = True) -> di
 def count_tokens(api_key, user, tokens_used: int) -> None:
     if tokens_used > 0:
         item = RateLimitItemPerMinute(limits_for(user).tokens_per_minute)
-        limiter().hit(item, "pawa-api", "tokens", str(api_key.pk), cost=tokens_used)
+        limiter().hit(item, _namespace(), "tokens", _key_id(api_key), cost=tokens_used)
 
 
 def _too_many(kind: str, amount: int, reset: float, headers: dict) -> ApiError:
