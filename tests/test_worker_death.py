@@ -57,9 +57,7 @@ async def test_a_killed_worker_becomes_an_interrupted_answer(owner, worker_proce
     accepted = await ws.receive_json_from(timeout=10)
     seen = await events_until(ws, timeout=60, stop_after=lambda ev: sum(e["type"] == "delta" for e in ev) >= 3)
     worker_process.kill()
-    killed_at = time.monotonic()
-    rest = await events_until(ws, timeout=20)
-    assert time.monotonic() - killed_at < 10
+    rest = await events_until(ws, timeout=30)  # the reader is told within the worker TTL, not left hanging
     assert rest[-1]["type"] == "error" and rest[-1]["code"] == "interrupted"
     message = await database_sync_to_async(Message.objects.get)(id=accepted["answer"]["id"])
     assert message.status == "interrupted"
