@@ -92,6 +92,8 @@ class ModelStore:
         """
         changed = {key: source.card[key] for key in FRAMING_FIELDS
                    if key in source.card and getattr(card, key) != source.card[key]}
+        if source.reference_check and card.measurements.get("reference_check") != source.reference_check:
+            changed["measurements"] = {**card.measurements, "reference_check": source.reference_check}
         if changed:
             for key, value in changed.items():
                 setattr(card, key, value)
