@@ -336,3 +336,16 @@ def test_the_keys_limits_stay_in_the_headers_when_the_plan_is_unlimited(client, 
     response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {apikey_create(user=owner, name='t')[1]}")
     assert response.status_code == 200, response.content
     assert response["x-ratelimit-limit-requests"] == "60" and response["x-ratelimit-limit-tokens"] == "20000"
+
+
+def test_a_superuser_without_a_plan_is_not_held_to_the_sign_up_plan(owner, plans, settings):
+    from pawa.plans.quotas import plan_for
+
+    settings.PAWA_DEFAULT_PLAN = ""  # the fresh-install default: the plan marked default (Free)
+    assert plan_for(owner).slug == "free"
+    owner.is_superuser = True
+    owner.save(update_fields=["is_superuser"])
+    assert plan_for(owner).slug == "enterprise"
+    owner.plan = plans["starter"]
+    owner.save(update_fields=["plan"])
+    assert plan_for(owner).slug == "starter"  # a plan given in the console still wins

@@ -73,11 +73,21 @@ def default_plan() -> Plan | None:
     return Plan.objects.filter(is_default=True).first()
 
 
+# The plan a superuser without a plan of their own is on: the person who installed PAWA is not
+# held to the sign-up plan (a console edit gives them any other).
+SUPERUSER_PLAN = "enterprise"
+
+
 def plan_for(user) -> Plan | None:
-    """The user's own plan, or the default plan; None only when no plan exists at all."""
+    """The user's own plan; else, for a superuser, the Enterprise plan; else the default plan.
+    None only when no plan exists at all."""
     plan_id = getattr(user, "plan_id", None)
     if plan_id is not None:
         plan = Plan.objects.filter(pk=plan_id).first()
+        if plan is not None:
+            return plan
+    if getattr(user, "is_superuser", False):
+        plan = Plan.objects.filter(slug=SUPERUSER_PLAN).first()
         if plan is not None:
             return plan
     return default_plan()
