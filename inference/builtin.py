@@ -272,7 +272,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             },
         },
         # Plain int8 costs +8.5 % (Swahili) and +5.8 % (English) perplexity over float32. α sweep
-        # (benchmarks/int8.py, calibration without the start token): α 0.5 +2.3 %, +0.8 %; α 0.7
+        # (benchmarks/int8.py before calibration read the start token): α 0.5 +2.3 %, +0.8 %; α 0.7
         # +2.8 %, −0.3 %; α 0.85 +4.3 %, +1.2 %; smoothing the vocabulary projection too gains ~0.6
         # points for a second 160 MiB matrix: not worth it. As installed (calibration with the
         # start token, as the model reads text): α 0.5 +0.9 %, +2.3 %.
