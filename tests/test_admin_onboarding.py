@@ -22,6 +22,16 @@ def test_a_second_admin_with_the_same_local_part_gets_its_own_username(monkeypat
     assert django_user_model.objects.get(email="amina@admin.example").username == "amina2"
 
 
+def test_an_address_that_already_has_an_account_is_a_clear_error(monkeypatch, django_user_model):
+    from django.core.management import CommandError
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Mnazi-Mmoja-2026")
+    call_command("createsuperuser", "--email", "mkuu@example.com", "--noinput", verbosity=0)
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("createsuperuser", "--email", "MKUU@example.com", "--noinput", verbosity=0)
+    assert django_user_model.objects.filter(email__iexact="mkuu@example.com").count() == 1
+
+
 def test_the_password_reset_page_says_where_emails_go_locally(client, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
     body = client.get("/accounts/password/reset/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()

@@ -11,6 +11,7 @@ import re
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.management.commands import createsuperuser
+from django.core.management.base import CommandError
 
 
 def username_from_email(email: str) -> str:
@@ -29,6 +30,13 @@ class Command(createsuperuser.Command):
 
     def handle(self, *args, **options):
         User = get_user_model()
+        email = (options.get("email") or "").strip()
+        if email and (User.objects.filter(email__iexact=email).exists()
+                      or EmailAddress.objects.filter(email__iexact=email).exists()):
+            raise CommandError(
+                f"An account with the email address {email} already exists. To make it an administrator, "
+                "tick Staff status and Superuser status on its page in /admin/, or use another address."
+            )
         before = set(User.objects.filter(is_superuser=True).values_list("pk", flat=True))
         if not options["interactive"] and not options.get(User.USERNAME_FIELD) and options.get("email"):
             options[User.USERNAME_FIELD] = username_from_email(options["email"])
