@@ -63,7 +63,7 @@ def test_stop_ends_the_answer_and_keeps_it(page, login, owner, conversation, cel
     conversation.save()
     login(page, owner)
     page.goto(f"/chat/{conversation.id}/")
-    page.get_by_label("Ujumbe").fill("Niandikie hadithi ndefu sana kuhusu simba na panya.")
+    page.get_by_label("Ujumbe").fill("Write a very long story about a lion and a mouse, in many chapters.")
     page.get_by_role("button", name="Tuma").click()
     wait_for(lambda: len(answer_text(page)) > 10 if page.locator(".message.assistant").count() else False)
     page.get_by_role("button", name="Simamisha").click()

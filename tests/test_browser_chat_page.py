@@ -84,7 +84,7 @@ def test_a_streamed_answer_is_followed_with_an_inline_cursor_until_the_reader_sc
     page.goto(f"/chat/{long_conversation.id}/")
     messages = page.locator("[data-messages]")
     at_bottom = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 40"
-    page.get_by_label("Ujumbe").fill("Niandikie hadithi ndefu sana kuhusu simba na panya.")
+    page.get_by_label("Ujumbe").fill("Write a very long story about a lion and a mouse, in many chapters.")
     page.keyboard.press("Enter")
     streaming = page.locator(".message.assistant.streaming")
     wait_for(lambda: streaming.count() == 1 and len(streaming.locator(".body").inner_text()) > 30, timeout=60)
