@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.swahili_qa import is_right, load_questions  # noqa: E402
+from inference import builtin  # noqa: E402
 from inference.engine import Engine, SamplingParams  # noqa: E402
 from inference.registry import ModelStore  # noqa: E402
 
@@ -41,22 +42,7 @@ LONG_PROMPTS = [
     "Kwa nini watoto wanapaswa kwenda shule? Eleza.",
 ]
 
-SHORT_EXAMPLES = [
-    ("Kuku hutaga nini?", "Mayai."),
-    ("Mji mkuu wa Ghana ni upi?", "Accra."),
-    ("Tano jumlisha sita ni ngapi?", "Kumi na moja."),
-    ("Neno la Kiingereza 'chair' kwa Kiswahili ni lipi?", "Kiti."),
-    ("Rangi ya majani ya miti ni ipi?", "Kijani."),
-    ("Kinyume cha neno 'safi' ni kipi?", "Chafu."),
-    ("Mwalimu hufanya kazi wapi?", "Shuleni."),
-    ("Mwezi una wiki ngapi?", "Nne."),
-    ("Nyoka ana miguu mingapi?", "Hana miguu."),
-    ("Mkulima hulima wapi?", "Shambani."),
-    ("Mji mkuu wa Italia ni upi?", "Roma."),
-    ("Neno la Kiingereza 'tree' kwa Kiswahili ni lipi?", "Mti."),
-    ("Wingi wa neno 'kiti' ni upi?", "Viti."),
-    ("Mnyama anayetoa sufu ni yupi?", "Kondoo."),
-]
+SHORT_EXAMPLES = builtin.GEMMA_BASE_EXAMPLES  # the shipped short examples
 # Answers that restate the question: the model copies the subject, then has to add the fact.
 SENTENCE_EXAMPLES = [
     ("Kuku hutaga nini?", "Kuku hutaga mayai."),
