@@ -33,9 +33,10 @@ from swahili_qa import evaluate as swahili_evaluate  # noqa: E402
 from swahili_qa import load_questions  # noqa: E402
 
 from inference import builtin  # noqa: E402
-from inference.adapt import AdaptResult, AdaptSettings, adapt  # noqa: E402
+from inference.adapt import AdaptResult, AdaptSettings, adapt, evaluate, load_examples  # noqa: E402
 from inference.engine import Engine  # noqa: E402
 from inference.registry import ModelStore  # noqa: E402
+from inference.retrieval import ExampleIndex, Pair  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 
@@ -47,6 +48,20 @@ def swahili_accuracy(store: ModelStore, name: str) -> tuple[int, int]:
     finally:
         engine.close()
     return sum(ok for _q, _a, ok in results), len(results)
+
+
+def answers(store: ModelStore, name: str, path: str, *, examples: str | None = None, k: int | None = None):
+    """Held-out rows of model `name`; `k` overrides how many examples it retrieves (0: none) and
+    `examples` gives a base model the training examples to retrieve from."""
+    engine = Engine(store.path(name), device="cpu")
+    try:
+        if examples is not None:
+            engine.examples = ExampleIndex([Pair(e.question, e.answer) for e in load_examples(examples)])
+        if k is not None:
+            engine.retrieval_k = k
+        return evaluate(engine, load_examples(path, heldout=True))
+    finally:
+        engine.close()
 
 
 def main() -> None:
@@ -61,6 +76,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--variants", type=int, default=defaults.question_variants,
+                        help="word-dropout copies of each question")
+    parser.add_argument("--dropout", type=float, default=defaults.word_dropout)
+    parser.add_argument("--neftune", type=float, default=defaults.neftune_alpha)
+    parser.add_argument("--k", type=int, default=defaults.retrieval_k, help="examples retrieved into each prompt")
+    parser.add_argument("--also", nargs="*", default=[],
+                        help="more held-out files the adapted model answers (e.g. a development set)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also the adapted model without retrieval and the base model with it")
     parser.add_argument("--no-swahili", action="store_true", help="skip the general Swahili questions")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--show", action="store_true", help="print every held-out answer")
@@ -68,7 +92,9 @@ def main() -> None:
 
     installed = ModelStore(args.models_dir)
     settings = AdaptSettings(steps=args.steps, rank=args.rank, alpha=2 * args.rank, learning_rate=args.lr,
-                             batch_size=args.batch_size, threads=args.threads)
+                             batch_size=args.batch_size, threads=args.threads, question_variants=args.variants,
+                             word_dropout=args.dropout, neftune_alpha=args.neftune,
+                             retrieval_k=args.k)
     print(f"settings: {settings.as_dict()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="adapt-bench-") as tmp:
@@ -96,6 +122,19 @@ def main() -> None:
             row = {"model": base, "heldout_before": before, "heldout_after": after,
                    "train_seconds": round(result.train_seconds, 1), "total_seconds": round(total, 1),
                    "loss_first": round(result.losses[0], 3), "loss_last": round(result.losses[-1], 3)}
+            for extra in [args.holdout, *args.also]:
+                runs = {"adapted": {}} if extra != args.holdout else {}
+                if args.ablations and settings.retrieval_k:
+                    runs["adapted, no retrieval"] = {"k": 0}
+                    runs["base + retrieval"] = {"examples": args.data, "k": settings.retrieval_k, "base": True}
+                for label, options in runs.items():
+                    model = base if options.pop("base", False) else name
+                    found = answers(store, model, extra, **options)
+                    row[f"{label}:{Path(extra).name}"] = AdaptResult.accuracy(found)
+                    print(f"  {base}: {Path(extra).name} {label} {AdaptResult.accuracy(found):.0%}", flush=True)
+                    if args.show:
+                        for new in found:
+                            print(f"    {'✓' if new.right else '✗'} {new.question} [{new.expected}] {new.answer!r}")
             if not args.no_swahili:
                 row["swahili_before"] = swahili_accuracy(store, base)
                 row["swahili_after"] = swahili_accuracy(store, name)

@@ -126,6 +126,17 @@ class AdaptSettings:
     # torch CPU threads. One leaves the other cores to the inference workers (chat and API keep
     # answering); on a busy 2-core machine two threads were also 4x slower than one (contention).
     threads: int = 1
+    # Extra copies of each example whose question lost some words (each word dropped with
+    # probability `word_dropout`): the answer is learned from the question's words rather than
+    # from its exact wording, so rephrased questions find it (`question_variants`).
+    question_variants: int = 0
+    word_dropout: float = 0.25
+    # Examples retrieved into each prompt, in training and when serving (inference/retrieval.py,
+    # RAFT); 0 trains and serves without them.
+    retrieval_k: int = 3
+    # NEFTune (Jain et al., 2023, arXiv:2310.05914): uniform noise of magnitude
+    # alpha / sqrt(sequence length x hidden size) on the input embeddings while training; 0 is off.
+    neftune_alpha: float = 0.0
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -266,6 +277,51 @@ def load_examples(path: str | Path, *, heldout: bool = False) -> list[Example]:
         raise
 
 
+def question_variants(example: Example, count: int, dropout: float, rng: random.Random) -> list[Example]:
+    """Up to `count` copies of `example` whose last question lost some of its words.
+
+    Each word is dropped with probability `dropout`, keeping at least half of them (rounded
+    up) and never the whole question; copies equal to the question or to each other are
+    skipped, so a two-word question yields at most two. The answer is unchanged. A cheap,
+    language-independent augmentation (word dropout on the input, as in Iyyer et al., 2015,
+    "Deep unordered composition"): it teaches the answer to follow from the question's
+    content words, which rephrased questions share, rather than from its exact wording."""
+    position = max(i for i, m in enumerate(example.messages) if m["role"] == "user")
+    words = example.messages[position]["content"].split()
+    keep = math.ceil(len(words) / 2)
+    seen = {" ".join(words)}
+    variants = []
+    for _ in range(count * 4):
+        if len(variants) >= count or len(words) < 2:
+            break
+        kept = [word for word in words if rng.random() >= dropout]
+        if len(kept) < keep:
+            chosen = sorted(rng.sample(range(len(words)), keep))
+            kept = [words[i] for i in chosen]
+        text = " ".join(kept)
+        if text in seen:
+            continue
+        seen.add(text)
+        messages = [dict(m) for m in example.messages]
+        messages[position]["content"] = text
+        variants.append(Example(messages, example.expected, example.line))
+    return variants
+
+
+def augment(examples: list[Example], settings: "AdaptSettings") -> list[tuple[Example, int]]:
+    """(example, position of the example it came from) for the examples followed by
+    `settings.question_variants` word-dropout copies of each (`question_variants`), seeded by
+    `settings.seed`."""
+    pairs = [(example, position) for position, example in enumerate(examples)]
+    if settings.question_variants <= 0:
+        return pairs
+    rng = random.Random(settings.seed)
+    for position, example in enumerate(examples):
+        pairs += [(variant, position) for variant in
+                  question_variants(example, settings.question_variants, settings.word_dropout, rng)]
+    return pairs
+
+
 def split_holdout(examples: list[Example], fraction: float, seed: int = 0) -> tuple[list[Example], list[Example]]:
     """(train, held out): a seeded shuffle, at least one held out when fraction > 0."""
     if fraction <= 0:
@@ -375,22 +431,49 @@ def load_base(kind: str, path: Path):
         raise ModelError(f"Cannot load {path.name} for training: {exc}") from exc
 
 
-def encode_examples(builder, examples: list[Example]) -> list[tuple[list[int], int]]:
+# Rendered after an answer to find where the template starts the next turn.
+_NEXT_TURN = "\u2063next\u2063"
+
+
+def encode_examples(builder, examples: list[Example], *, index=None, k: int = 0,
+                    sources: list[int] | None = None) -> list[tuple[list[int], int]]:
     """(token ids, answer start) per example, rendered with the model's chat template and its
     default system prompt (when the example has none) and tokenized with the installed
-    model's tokenizer. The loss covers the tokens from `answer start` on: the answer and the
-    template's end of turn. `builder` is an `inference.engine.PromptBuilder`."""
+    model's tokenizer. The loss covers the tokens from `answer start` on: the answer and what
+    the template writes after it up to the next user message's text (the end of turn, or for
+    a plain-text framing the next "Swali:" the stop strings catch), so the model learns to
+    end its answer where the chat stops it.
+
+    With an `index` (`inference.retrieval.ExampleIndex`) and k > 0, the k examples nearest
+    each example's question come before it as earlier turns, as they will when it is served;
+    `sources[i]` is example i's position in the index, left out of its own context (RAFT,
+    arXiv:2403.10131: the model learns to take a fact from a matching example, or to answer
+    from what it learned when none matches). `builder` is an `inference.engine.PromptBuilder`."""
     from inference.text import render_chat_template
 
     card = builder.card
     encoded = []
-    for example in examples:
+    for number, example in enumerate(examples):
         messages = list(example.messages)
-        if messages[0]["role"] != "system" and card.default_system_prompt:
-            messages.insert(0, {"role": "system", "content": card.default_system_prompt})
+        head = []
+        if messages[0]["role"] == "system":
+            head, messages = messages[:1], messages[1:]
+        elif card.default_system_prompt:
+            head = [{"role": "system", "content": card.default_system_prompt}]
+        if index is not None and k > 0:
+            exclude = frozenset() if sources is None else frozenset({sources[number]})
+            head = head + index.context(example.question, k, exclude=exclude)
+        messages = head + messages
         prompt = builder.render_chat(messages[:-1])
-        text = render_chat_template(card.chat_template, messages, bos_token=card.bos_token,
-                                    eos_token=card.eos_token, add_generation_prompt=False)
+        options = dict(bos_token=card.bos_token, eos_token=card.eos_token, add_generation_prompt=False)
+        text = render_chat_template(card.chat_template, messages, **options)
+        try:
+            following = render_chat_template(card.chat_template, messages + [{"role": "user", "content": _NEXT_TURN}],
+                                             **options)
+        except Exception:  # noqa: BLE001 - a template that refuses the extra turn: end at the answer's turn
+            following = ""
+        if following.startswith(text) and _NEXT_TURN in following:
+            text = following[: following.index(_NEXT_TURN)].rstrip(" ")
         tokens = builder._with_bos(builder.tokenize(text))
         ids = [builder.tokenizer.token_to_id(token) for token in tokens]
         start = next((i for i, (a, b) in enumerate(zip(prompt, tokens)) if a != b), min(len(prompt), len(tokens)))
@@ -438,6 +521,8 @@ def train(
         return max(0.05, 1 - (step - warmup) / max(1, settings.steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    noise = (_add_neftune(peft_model.get_base_model().get_input_embeddings(), settings.neftune_alpha)
+             if settings.neftune_alpha > 0 else None)
     order: list[int] = []
     shuffler = random.Random(settings.seed)
     losses: list[float] = []
@@ -464,8 +549,25 @@ def train(
             per_step = (time.monotonic() - train_started) / done
             progress(TrainProgress("train", done, settings.steps, losses[-1], time.monotonic() - started,
                                    per_step * (settings.steps - done)))
+    if noise is not None:
+        noise.remove()
     peft_model.eval()
     return peft_model.merge_and_unload(), losses
+
+
+def _add_neftune(embeddings, alpha: float):
+    """NEFTune (Jain et al., 2023, arXiv:2310.05914; the same formula as transformers'
+    `neftune_noise_alpha`): while gradients are recorded, add Uniform(-1, 1) noise scaled by
+    alpha / sqrt(sequence length x hidden size) to the embedding output. Returns the hook."""
+    import torch
+
+    def hook(_module, _inputs, output):
+        if not torch.is_grad_enabled():
+            return output
+        scale = alpha / math.sqrt(output.size(1) * output.size(2))
+        return output + torch.zeros_like(output).uniform_(-scale, scale)
+
+    return embeddings.register_forward_hook(hook)
 
 
 def shared_prefix(encoded: list[tuple[list[int], int]]) -> int:
@@ -588,7 +690,12 @@ def adapt(
     report("load")
     from inference.engine import PromptBuilder
 
-    encoded = encode_examples(PromptBuilder(store.path(base)), examples)
+    from inference.retrieval import EXAMPLES_FILE, ExampleIndex, Pair
+
+    index = ExampleIndex([Pair(example.question, example.answer) for example in examples])
+    augmented = augment(examples, settings)
+    encoded = encode_examples(PromptBuilder(store.path(base)), [example for example, _ in augmented],
+                              index=index, k=settings.retrieval_k, sources=[source for _, source in augmented])
     model = load_base(kind, source_path)
     train_started = time.monotonic()
     merged, losses = train(model, encoded, settings, progress=progress, should_cancel=should_cancel,
@@ -602,11 +709,16 @@ def adapt(
         folder = Path(tmp) / name
         save_merged(merged, store.path(base), folder)
         del merged, model
+        overrides = _card_overrides(base_card, name=name, data=data, data_name=data_name, examples=examples,
+                                    heldout=heldout, settings=settings, train_seconds=train_seconds, losses=losses)
+        files = {}
+        if settings.retrieval_k > 0:
+            overrides["retrieval"] = {"file": EXAMPLES_FILE, "k": settings.retrieval_k}
+            staged = Path(tmp) / EXAMPLES_FILE
+            index.save(staged)
+            files[EXAMPLES_FILE] = staged.read_bytes()
         card, _ = store.install(str(folder), name=name, quantization=base_card.quantization,
-                                card_overrides=_card_overrides(base_card, name=name, data=data, data_name=data_name,
-                                                               examples=examples, heldout=heldout,
-                                                               settings=settings, train_seconds=train_seconds,
-                                                               losses=losses))
+                                card_overrides=overrides, extra_files=files)
     try:
         check_cancel()
         report("evaluate", step=settings.steps, loss=losses[-1] if losses else None)

@@ -40,6 +40,9 @@ class ModelCard:
     size_int8_bytes: int = 0
     size_on_disk_bytes: int = 0
     measurements: dict = field(default_factory=dict)
+    # An adapted model's examples, placed before each chat answer (inference/retrieval.py):
+    # {"file": "examples.jsonl", "k": 3}; empty for other models.
+    retrieval: dict = field(default_factory=dict)
     conversion: int = 1
     installed_at: str = ""
 

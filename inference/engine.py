@@ -26,6 +26,7 @@ from inference.batching import END, TOKEN, BatchScheduler, Request
 from inference.card import ModelCard
 from inference.errors import InvalidParameter, ModelError, PromptTooLong
 from inference.guided import Guide, guidance_tokenizer, guided_decode, new_matcher
+from inference.retrieval import DEFAULT_K, EXAMPLES_FILE, ExampleIndex, last_question
 from inference.text import IncrementalDecoder, StopMatcher, render_chat_template
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,14 @@ class PromptBuilder:
         self.end_tokens = sorted(token for token in ends if token and token in vocabulary)
         special = {token.content for token in self.tokenizer.get_added_tokens_decoder().values() if token.special}
         self._skip_ids = frozenset(vocabulary[token] for token in special if token in vocabulary)
+        self.examples: ExampleIndex | None = None
+        self.retrieval_k = 0
+        if self.card.retrieval:
+            try:
+                self.examples = ExampleIndex.load(self.model_dir / self.card.retrieval.get("file", EXAMPLES_FILE))
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"{self.card.name}: its examples cannot be read: {exc}") from exc
+            self.retrieval_k = int(self.card.retrieval.get("k", DEFAULT_K))
 
     # Prompts ---------------------------------------------------------------------------
 
@@ -220,6 +229,8 @@ class PromptBuilder:
         the messages left out (the system message is never counted). The first kept turn is
         found by binary search, so a long history costs about log2(turns) renders, not one per
         dropped turn. Without `trim` (the API) the whole conversation is kept or refused.
+        An adapted model's nearest examples (`retrieved_context`) come right after the system
+        message and are always kept, like it.
 
         The conversation may end with a user message (it must not be empty), a tool result, a
         system message alone (answered as it stands), or an assistant message, which the
@@ -237,6 +248,7 @@ class PromptBuilder:
         head = [{"role": "system", "content": system}] if system else []
         if messages[0].get("role") == "system" and len(messages) > 1:
             head, messages = [messages[0]], messages[1:]
+        head = head + self.retrieved_context(messages)
         budget = self.context_length - min(max_tokens, self.context_length // 2)
         tokens = self.render_chat(head + messages)
         dropped = 0
@@ -250,6 +262,15 @@ class PromptBuilder:
             prompt_tokens=len(tokens),
             context_length=self.context_length,
         )
+
+    def retrieved_context(self, messages: list[dict]) -> list[dict]:
+        """For a model with examples (an adapted model, `card.retrieval`): the examples nearest
+        the last user message as earlier user/assistant turns (inference/retrieval.py); []
+        for other models, with no user message, or when no example shares a word with it."""
+        if self.examples is None or self.retrieval_k <= 0:
+            return []
+        question = last_question(messages)
+        return self.examples.context(question, self.retrieval_k) if question.strip() else []
 
     def _first_fitting_turn(self, head: list[dict], messages: list[dict], budget: int) -> tuple[int, list[str]]:
         """The earliest user message from which the chat fits `budget` tokens, and its tokens.

@@ -130,6 +130,7 @@ class ModelStore:
         work_dir: Path | None = None,
         measure: bool | None = None,
         card_overrides: dict | None = None,
+        extra_files: dict[str, bytes] | None = None,
     ) -> tuple[ModelCard, bool]:
         """Install a built-in model by name, a GGUF file, or a Hugging Face checkpoint folder.
 
@@ -139,8 +140,9 @@ class ModelStore:
         measure: None reads PAWA_INSTALL_MEASURE (default on; the test suite turns it off for its
         tiny random models and measures the built-in ones).
         `card_overrides` (card field -> value) are set on the card before it is written, so
-        the model never shows up with other values (an adapted model keeps its base's framing).
-        Returns the card and whether anything was installed (False: already there).
+        the model never shows up with other values (an adapted model keeps its base's framing);
+        `extra_files` (file name -> bytes) are written beside the weights in the same step (an
+        adapted model's examples). Returns the card and whether anything was installed (False: already there).
         """
         if measure is None:
             measure = os.environ.get("PAWA_INSTALL_MEASURE", "1").lower() not in ("0", "false", "no", "off")
@@ -181,6 +183,8 @@ class ModelStore:
                 card = install_path(path, staging, target_name, quantization, progress, measure)
             for key, value in (card_overrides or {}).items():
                 setattr(card, key, value)
+            for file_name, content in (extra_files or {}).items():
+                (staging / Path(file_name).name).write_bytes(content)
             card.size_on_disk_bytes = sum(f.stat().st_size for f in staging.iterdir() if f.is_file())
             card.installed_at = datetime.now(UTC).isoformat(timespec="seconds")
             card.save(staging)

@@ -125,6 +125,74 @@ def test_it_teaches_a_tiny_model_and_installs_it_with_its_base_framing(tiny_stor
     assert len(card.source["data_sha256"]) == 64 and card.source["settings"]["rank"] == 8
     assert card.measurements["adaptation"]["heldout_accuracy_after"] == 1.0
     assert "tiny-dunia" in [c.name for c in tiny_store.list()]
+    # It answers with its training examples retrieved into the prompt, as it was trained.
+    assert card.retrieval == {"file": "examples.jsonl", "k": SETTINGS.retrieval_k}
+    from inference.engine import PromptBuilder
+    from inference.retrieval import Pair
+
+    builder = PromptBuilder(tiny_store.path("tiny-dunia"))
+    assert [pair.question for pair in builder.examples.pairs] == QUESTIONS
+    assert builder.retrieved_context([{"role": "user", "content": "hello"}])[-2:] == Pair("hello", "dunia").turns()
+
+
+def test_question_variants_drop_words_but_keep_the_answer():
+    import random
+
+    from inference.adapt import Example, augment, question_variants
+
+    example = Example([{"role": "user", "content": "Kumwona daktari kunagharimu shilingi ngapi?"},
+                       {"role": "assistant", "content": "Shilingi 10,000."}], "10,000", 3)
+    variants = question_variants(example, 3, 0.25, random.Random(0))
+    assert len(variants) == 3
+    for variant in variants:
+        words = variant.question.split()
+        assert 3 <= len(words) < 5 and all(word in example.question.split() for word in words)
+        assert variant.answer == "Shilingi 10,000." and variant.line == 3
+    assert len({v.question for v in variants} | {example.question}) == 4
+    two = Example([{"role": "user", "content": "Bei gani?"}, {"role": "assistant", "content": "5,000"}])
+    assert [v.question for v in question_variants(two, 5, 0.5, random.Random(0))] in (["Bei"], ["gani?"],
+                                                                                    ["Bei", "gani?"], ["gani?", "Bei"])
+    pairs = augment([example, two], AdaptSettings(question_variants=2))
+    assert [source for _, source in pairs][:2] == [0, 1] and {source for _, source in pairs[2:]} == {0, 1}
+    assert augment([example], AdaptSettings(question_variants=0)) == [(example, 0)]
+
+
+def test_training_text_ends_where_the_chat_stops_and_carries_other_examples(tiny_store):
+    from inference.adapt import encode_examples
+    from inference.engine import PromptBuilder
+    from inference.retrieval import ExampleIndex, Pair
+
+    builder = PromptBuilder(tiny_store.path("tiny"))
+    examples = parse_examples(jsonl(*({"prompt": q, "completion": "dunia"} for q in QUESTIONS)), "d.jsonl")
+    index = ExampleIndex([Pair(e.question, e.answer) for e in examples])
+    [(ids, start)] = encode_examples(builder, examples[1:2], index=index, k=2, sources=[1])
+    text = builder.tokenizer.decode(ids, skip_special_tokens=False)
+    answer = builder.tokenizer.decode(ids[start:], skip_special_tokens=False)
+    # The loss covers the answer and the template's start of the next user turn.
+    following = builder.render_chat([{"role": "user", "content": "x"}, {"role": "assistant", "content": "dunia"},
+                                     {"role": "user", "content": "x"}])
+    assert answer.startswith("dunia") and len(ids) - start > 1
+    assert "the habari" in text and text.count("dunia") == 3  # two other examples, never itself
+    assert text.count("user") == 4 and following
+    # Without an index the prompt is the example alone.
+    [(plain, _)] = encode_examples(builder, examples[1:2])
+    assert builder.tokenizer.decode(plain, skip_special_tokens=False).count("dunia") == 1
+
+
+def test_neftune_noise_is_added_only_while_training():
+    from inference.adapt import _add_neftune
+
+    embeddings = torch.nn.Embedding(10, 4)
+    ids = torch.tensor([[1, 2, 3]])
+    clean = embeddings(ids).detach()
+    hook = _add_neftune(embeddings, 5.0)
+    noisy = embeddings(ids).detach()
+    assert not torch.equal(noisy, clean)
+    assert float((noisy - clean).abs().max()) <= 5.0 / (3 * 4) ** 0.5 + 1e-6
+    with torch.no_grad():
+        assert torch.equal(embeddings(ids), clean)
+    hook.remove()
+    assert torch.equal(embeddings(ids).detach(), clean)
 
 
 def test_a_cancelled_run_installs_nothing(tiny_store):
