@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ EXAMPLES_FILE = "examples.jsonl"
 DEFAULT_K = 3
 # Words this short or shorter are kept whole only (no prefix/suffix terms).
 STEM_LETTERS = 5
+# A question gets context only when it shares a term found in at most this share of the
+# examples: words every question has ("ni", "ya", "gani") do not make an example relevant.
+DISTINCTIVE_SHARE = 0.25
 
 
 def terms(text: str) -> list[str]:
@@ -63,28 +67,33 @@ class Pair:
 class ExampleIndex:
     """BM25 over question-and-answer pairs.
 
-    `search(query, k)` gives the positions of at most `k` pairs that share a term with the
-    query, best first; `context(query, k)` the same pairs as chat turns, best last. A query
-    that shares no term with any example gets no context (an unrelated question is answered
+    `search(query, k)` gives the positions of at most `k` pairs that share a distinctive term
+    with the query, best first; `context(query, k)` the same pairs as chat turns, best last. A query
+    that shares no distinctive term with any example gets no context (an unrelated question is answered
     as the base model would, apart from what the adapters learned)."""
 
     def __init__(self, pairs: list[Pair]):
         from rank_bm25 import BM25Plus
 
         self.pairs = list(pairs)
-        self._terms = [set(terms(f"{pair.question} {pair.answer}")) for pair in self.pairs]
-        self._bm25 = BM25Plus([terms(f"{pair.question} {pair.answer}") for pair in self.pairs]) if self.pairs else None
+        documents = [terms(f"{pair.question} {pair.answer}") for pair in self.pairs]
+        self._terms = [set(document) for document in documents]
+        frequency = Counter(term for document in self._terms for term in document)
+        limit = max(1, int(DISTINCTIVE_SHARE * len(self.pairs)))
+        self._distinctive = {term for term, count in frequency.items() if count <= limit}
+        self._bm25 = BM25Plus(documents) if self.pairs else None
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def search(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset()) -> list[int]:
         """Positions of the best `k` pairs (best first), leaving out those in `exclude` and
-        those sharing no term with the query; ties keep the file's order."""
+        those sharing no distinctive term with the query (one found in at most a quarter of
+        the examples, DISTINCTIVE_SHARE); ties keep the file's order."""
         if not self._bm25 or k <= 0:
             return []
         wanted = terms(query)
-        words = set(wanted)
+        words = set(wanted) & self._distinctive
         scores = self._bm25.get_scores(wanted)
         ranked = sorted(range(len(self.pairs)), key=lambda i: (-scores[i], i))
         return [i for i in ranked if i not in exclude and self._terms[i] & words][:k]

@@ -20,6 +20,10 @@ class AdaptationForm(forms.Form):
     rank = forms.IntegerField(label=_("LoRA rank"), min_value=1, max_value=128, initial=DEFAULTS.rank)
     learning_rate = forms.FloatField(label=_("Learning rate"), min_value=1e-6, max_value=1e-1,
                                      initial=DEFAULTS.learning_rate)
+    retrieval = forms.BooleanField(
+        label=_("Answer with the nearest examples"), required=False, initial=DEFAULTS.retrieval_k > 0,
+        help_text=_("Before each answer the new model reads the examples closest to the question, as it did in "
+                    "training. It then finds facts from rephrased questions far more often."))
 
     def __init__(self, *args, models: list[str], **kwargs):
         super().__init__(*args, **kwargs)

@@ -32,6 +32,8 @@ class Adaptation(models.Model):
     steps = models.PositiveIntegerField()
     rank = models.PositiveIntegerField()
     learning_rate = models.FloatField()
+    retrieval_k = models.PositiveSmallIntegerField(
+        default=3, help_text="examples retrieved into each prompt of the adapted model (0: none)")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     phase = models.CharField(max_length=32, blank=True)
     step = models.PositiveIntegerField(default=0)

@@ -37,7 +37,7 @@ def adaptations_dir() -> Path:
 def adaptation_create(
     *, user, base_model: str, name: str, data: bytes, data_name: str, holdout: bytes | None = None,
     holdout_name: str = "", holdout_fraction: float = 0.0, steps: int | None = None, rank: int | None = None,
-    learning_rate: float | None = None,
+    learning_rate: float | None = None, retrieval: bool | None = None,
 ) -> Adaptation:
     """Check the request and the files, store the files, queue the training task.
 
@@ -77,6 +77,7 @@ def adaptation_create(
             data_sha256=hashlib.sha256(data).hexdigest(), examples=len(examples), holdout_file=holdout_path,
             holdout_fraction=0.0 if holdout else holdout_fraction, steps=steps or defaults.steps,
             rank=rank or defaults.rank, learning_rate=learning_rate or defaults.learning_rate,
+            retrieval_k=0 if retrieval is False else defaults.retrieval_k,
         )
         from pawa.adaptation.tasks import adaptation_train
 
@@ -125,7 +126,7 @@ def adaptation_run(*, adaptation_id: int) -> None:
             model_store(), base=adaptation.base_model, data=adaptation.data_file, name=adaptation.name,
             holdout=adaptation.holdout_file or None, holdout_fraction=adaptation.holdout_fraction,
             settings=AdaptSettings(steps=adaptation.steps, rank=adaptation.rank, alpha=2 * adaptation.rank,
-                                   learning_rate=adaptation.learning_rate),
+                                   learning_rate=adaptation.learning_rate, retrieval_k=adaptation.retrieval_k),
             data_name=adaptation.data_name, progress=progress, should_cancel=should_cancel,
         )
         fields = {"status": Adaptation.Status.COMPLETE, "phase": "done",

@@ -107,7 +107,7 @@ def adaptation_list(request):
                     holdout=holdout.read() if holdout else None, holdout_name=holdout.name if holdout else "",
                     holdout_fraction=form.cleaned_data["holdout_fraction"] or 0.0,
                     steps=form.cleaned_data["steps"], rank=form.cleaned_data["rank"],
-                    learning_rate=form.cleaned_data["learning_rate"],
+                    learning_rate=form.cleaned_data["learning_rate"], retrieval=form.cleaned_data["retrieval"],
                 )
             except AdaptationInvalid as exc:
                 if exc.data_error is not None:

@@ -78,6 +78,8 @@ class Command(BaseCommand):
         adapt.add_argument("--rank", type=int, help="LoRA rank")
         adapt.add_argument("--lr", type=float, help="learning rate")
         adapt.add_argument("--threads", type=int, help="CPU threads for training (default 1)")
+        adapt.add_argument("--no-retrieval", action="store_true",
+                           help="train and serve without the nearest examples in each prompt")
         try_ = sub.add_parser("try", help="Stream an answer in the terminal through the model's chat template.")
         try_.add_argument("name")
         try_.add_argument("--prompt", required=True)
@@ -147,7 +149,8 @@ class Command(BaseCommand):
     def do_show(self, *, name, **options):
         self.stdout.write(json.dumps(model_store().get(name).as_dict(), indent=2, ensure_ascii=False))
 
-    def do_adapt(self, *, base, data, name, holdout, holdout_fraction, steps, rank, lr, threads, **options):
+    def do_adapt(self, *, base, data, name, holdout, holdout_fraction, steps, rank, lr, threads, no_retrieval=False,
+                 **options):
         from inference.adapt import AdaptResult, AdaptSettings, DataError, adapt, loss_summary
 
         if not 0.0 <= holdout_fraction <= 0.5:
@@ -155,7 +158,8 @@ class Command(BaseCommand):
         defaults = AdaptSettings()
         settings = AdaptSettings(steps=steps or defaults.steps, rank=rank or defaults.rank,
                                  alpha=2 * (rank or defaults.rank), learning_rate=lr or defaults.learning_rate,
-                                 threads=threads or defaults.threads)
+                                 threads=threads or defaults.threads,
+                                 retrieval_k=0 if no_retrieval else defaults.retrieval_k)
         bar = None
 
         def progress(state) -> None:
