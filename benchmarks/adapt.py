@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=defaults.word_dropout)
     parser.add_argument("--neftune", type=float, default=defaults.neftune_alpha)
     parser.add_argument("--k", type=int, default=defaults.retrieval_k, help="examples retrieved into each prompt")
+    parser.add_argument("--self-share", type=float, default=defaults.retrieval_self,
+                        help="share of training examples that see themselves among the retrieved ones")
     parser.add_argument("--also", nargs="*", default=[],
                         help="more held-out files the adapted model answers (e.g. a development set)")
     parser.add_argument("--ablations", action="store_true",
@@ -94,7 +96,7 @@ def main() -> None:
     settings = AdaptSettings(steps=args.steps, rank=args.rank, alpha=2 * args.rank, learning_rate=args.lr,
                              batch_size=args.batch_size, threads=args.threads, question_variants=args.variants,
                              word_dropout=args.dropout, neftune_alpha=args.neftune,
-                             retrieval_k=args.k)
+                             retrieval_k=args.k, retrieval_self=args.self_share)
     print(f"settings: {settings.as_dict()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="adapt-bench-") as tmp:

@@ -77,6 +77,7 @@ class DataError(ModelError):
         "empty": "the file has no examples",
         "too_many": f"the file has more than {MAX_EXAMPLES} examples",
         "too_few": "too few examples: train on at least 2 and hold out at least 1",
+        "unreadable": "the file cannot be read",
     }
 
     def __init__(self, code: str, *, line: int | None = None, detail: str = ""):
@@ -134,6 +135,10 @@ class AdaptSettings:
     # Examples retrieved into each prompt, in training and when serving (inference/retrieval.py,
     # RAFT); 0 trains and serves without them.
     retrieval_k: int = 3
+    # Share of training examples that find themselves among their retrieved examples (RAFT's
+    # P: the model sees the fact in its context and learns to copy it from there); the others
+    # see only their neighbours and answer from what they learned.
+    retrieval_self: float = 0.0
     # NEFTune (Jain et al., 2023, arXiv:2310.05914): uniform noise of magnitude
     # alpha / sqrt(sequence length x hidden size) on the input embeddings while training; 0 is off.
     neftune_alpha: float = 0.0
@@ -269,9 +274,13 @@ def load_examples(path: str | Path, *, heldout: bool = False) -> list[Example]:
     """`parse_examples` on a file. Raises DataError (also for a file over 5 MiB)."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_DATA_BYTES:
-            raise DataError("too_large")
-        return parse_examples(path.read_bytes(), path.name, heldout=heldout)
+        try:
+            if path.stat().st_size > MAX_DATA_BYTES:
+                raise DataError("too_large")
+            content = path.read_bytes()
+        except OSError as exc:
+            raise DataError("unreadable", detail=exc.strerror or type(exc).__name__) from exc
+        return parse_examples(content, path.name, heldout=heldout)
     except DataError as exc:
         exc.file = str(path)
         raise
@@ -436,7 +445,8 @@ _NEXT_TURN = "\u2063next\u2063"
 
 
 def encode_examples(builder, examples: list[Example], *, index=None, k: int = 0,
-                    sources: list[int] | None = None) -> list[tuple[list[int], int]]:
+                    sources: list[int] | None = None, keep_self: list[bool] | None = None,
+                    ) -> list[tuple[list[int], int]]:
     """(token ids, answer start) per example, rendered with the model's chat template and its
     default system prompt (when the example has none) and tokenized with the installed
     model's tokenizer. The loss covers the tokens from `answer start` on: the answer and what
@@ -446,9 +456,9 @@ def encode_examples(builder, examples: list[Example], *, index=None, k: int = 0,
 
     With an `index` (`inference.retrieval.ExampleIndex`) and k > 0, the k examples nearest
     each example's question come before it as earlier turns, as they will when it is served;
-    `sources[i]` is example i's position in the index, left out of its own context (RAFT,
-    arXiv:2403.10131: the model learns to take a fact from a matching example, or to answer
-    from what it learned when none matches). `builder` is an `inference.engine.PromptBuilder`."""
+    `sources[i]` is example i's position in the index, left out of its own context unless
+    `keep_self[i]` (RAFT, arXiv:2403.10131: the model learns to take a fact from a matching
+    example, or to answer from what it learned when none matches). `builder` is an `inference.engine.PromptBuilder`."""
     from inference.text import render_chat_template
 
     card = builder.card
@@ -461,7 +471,8 @@ def encode_examples(builder, examples: list[Example], *, index=None, k: int = 0,
         elif card.default_system_prompt:
             head = [{"role": "system", "content": card.default_system_prompt}]
         if index is not None and k > 0:
-            exclude = frozenset() if sources is None else frozenset({sources[number]})
+            keep = keep_self is not None and keep_self[number]
+            exclude = frozenset() if sources is None or keep else frozenset({sources[number]})
             head = head + index.context(example.question, k, exclude=exclude)
         messages = head + messages
         prompt = builder.render_chat(messages[:-1])
@@ -694,8 +705,10 @@ def adapt(
 
     index = ExampleIndex([Pair(example.question, example.answer) for example in examples])
     augmented = augment(examples, settings)
+    chooser = random.Random(settings.seed + 1)
     encoded = encode_examples(PromptBuilder(store.path(base)), [example for example, _ in augmented],
-                              index=index, k=settings.retrieval_k, sources=[source for _, source in augmented])
+                              index=index, k=settings.retrieval_k, sources=[source for _, source in augmented],
+                              keep_self=[chooser.random() < settings.retrieval_self for _ in augmented])
     model = load_base(kind, source_path)
     train_started = time.monotonic()
     merged, losses = train(model, encoded, settings, progress=progress, should_cancel=should_cancel,
@@ -709,7 +722,8 @@ def adapt(
         folder = Path(tmp) / name
         save_merged(merged, store.path(base), folder)
         del merged, model
-        overrides = _card_overrides(base_card, name=name, data=data, data_name=data_name, examples=examples,
+        overrides = _card_overrides(base_card, name=name, data=data, data_name=data_name, holdout=holdout,
+                                    examples=examples,
                                     heldout=heldout, settings=settings, train_seconds=train_seconds, losses=losses)
         files = {}
         if settings.retrieval_k > 0:
@@ -717,8 +731,17 @@ def adapt(
             staged = Path(tmp) / EXAMPLES_FILE
             index.save(staged)
             files[EXAMPLES_FILE] = staged.read_bytes()
+        last = [0.0]
+
+        def converting(_what: str, _done: int, _total: int) -> None:
+            # The conversion's own steps (layers, calibration, measurements) keep the elapsed
+            # time moving on the page, at most twice a second.
+            if time.monotonic() - last[0] >= 0.5:
+                last[0] = time.monotonic()
+                report("convert", step=settings.steps, loss=losses[-1] if losses else None)
+
         card, _ = store.install(str(folder), name=name, quantization=base_card.quantization,
-                                card_overrides=overrides, extra_files=files)
+                                card_overrides=overrides, extra_files=files, progress=converting)
     try:
         check_cancel()
         report("evaluate", step=settings.steps, loss=losses[-1] if losses else None)
@@ -734,7 +757,7 @@ def adapt(
 
 
 def _card_overrides(base_card: ModelCard, *, name: str, data: Path, data_name: str | None,
-                    examples: list[Example], heldout: list[Example], settings: AdaptSettings,
+                    holdout: str | Path | None, examples: list[Example], heldout: list[Example], settings: AdaptSettings,
                     train_seconds: float, losses: list[float]) -> dict:
     """The base model's framing plus the adaptation's record, for the new model's card."""
     return {
@@ -764,6 +787,8 @@ def _card_overrides(base_card: ModelCard, *, name: str, data: Path, data_name: s
             "data_sha256": sha256_file(data),
             "examples": len(examples),
             "heldout": len(heldout),
+            "heldout_file": Path(holdout).name if holdout else None,
+            "heldout_sha256": sha256_file(Path(holdout)) if holdout else None,
             "settings": settings.as_dict(),
             "method": "LoRA (PEFT) on the attention and MLP projections, merged into the weights",
             "train_seconds": round(train_seconds, 1),

@@ -23,6 +23,7 @@ in the web process that builds prompts.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 import unicodedata
@@ -34,7 +35,8 @@ DEFAULT_K = 3
 # Words this short or shorter are kept whole only (no prefix/suffix terms).
 STEM_LETTERS = 5
 # A question gets context only when it shares a term found in at most this share of the
-# examples: words every question has ("ni", "ya", "gani") do not make an example relevant.
+# examples (or in two): words every question has ("ni", "ya", "gani") do not make an example
+# relevant.
 DISTINCTIVE_SHARE = 0.25
 
 
@@ -79,7 +81,7 @@ class ExampleIndex:
         documents = [terms(f"{pair.question} {pair.answer}") for pair in self.pairs]
         self._terms = [set(document) for document in documents]
         frequency = Counter(term for document in self._terms for term in document)
-        limit = max(1, int(DISTINCTIVE_SHARE * len(self.pairs)))
+        limit = max(2, math.ceil(DISTINCTIVE_SHARE * len(self.pairs)))
         self._distinctive = {term for term, count in frequency.items() if count <= limit}
         self._bm25 = BM25Plus(documents) if self.pairs else None
 

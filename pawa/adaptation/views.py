@@ -63,6 +63,7 @@ def data_error_message(code: str, line: int | None = None, detail: str = "") -> 
         "empty": _("the file has no examples"),
         "too_many": _("the file has more than 5000 examples"),
         "too_few": _("too few examples: train on at least 2 and hold out at least 1"),
+        "unreadable": _("the file cannot be read"),
     }
     problem = problems.get(code, detail or code)
     if line:

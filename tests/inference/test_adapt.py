@@ -172,8 +172,9 @@ def test_training_text_ends_where_the_chat_stops_and_carries_other_examples(tiny
     following = builder.render_chat([{"role": "user", "content": "x"}, {"role": "assistant", "content": "dunia"},
                                      {"role": "user", "content": "x"}])
     assert answer.startswith("dunia") and len(ids) - start > 1
-    assert "the habari" in text and text.count("dunia") == 3  # two other examples, never itself
-    assert text.count("user") == 4 and following
+    # "habari the" shares the distinctive "the"; "habari" (in 3 of 4 examples) makes nothing relevant.
+    assert text.count("habari the") == 1 and text.count("the habari") == 1 and text.count("dunia") == 2
+    assert text.count("user") == 3 and following
     # Without an index the prompt is the example alone.
     [(plain, _)] = encode_examples(builder, examples[1:2])
     assert builder.tokenizer.decode(plain, skip_special_tokens=False).count("dunia") == 1
@@ -227,6 +228,10 @@ def test_the_models_adapt_command(tiny_store, settings):
                  stdout=out, stderr=StringIO())
     assert "held-out exact-fact accuracy 0% → 100%" in out.getvalue()
     assert tiny_store.get("tiny-cli").source["settings"]["steps"] == 30
+    for missing in (root / "nothing.jsonl", root):
+        with pytest.raises(CommandError, match="the file cannot be read"):
+            call_command("models", "adapt", "tiny", "--data", str(missing), "--name", "tiny-none",
+                         stdout=StringIO(), stderr=StringIO())
     (root / "bad.csv").write_bytes(b"question,answer\nhabari\n")
     with pytest.raises(CommandError, match=r"bad\.csv: line 2: each line needs a question and an answer"):
         call_command("models", "adapt", "tiny", "--data", str(root / "bad.csv"), "--name", "tiny-bad",
