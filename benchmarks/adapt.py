@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(builtin.BUILTIN_MODELS))
     parser.add_argument("--data", default=str(DATA / "clinic_sw.jsonl"))
     parser.add_argument("--holdout", default=str(DATA / "clinic_sw_heldout.jsonl"))
-    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--steps", type=int, help="default: the base model's measured number")
     parser.add_argument("--rank", type=int, default=defaults.rank)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -93,11 +93,6 @@ def main() -> None:
     args = parser.parse_args()
 
     installed = ModelStore(args.models_dir)
-    settings = AdaptSettings(steps=args.steps, rank=args.rank, alpha=2 * args.rank, learning_rate=args.lr,
-                             batch_size=args.batch_size, threads=args.threads, question_variants=args.variants,
-                             word_dropout=args.dropout, neftune_alpha=args.neftune,
-                             retrieval_k=args.k, retrieval_self=args.self_share)
-    print(f"settings: {settings.as_dict()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="adapt-bench-") as tmp:
         store = ModelStore(tmp)
@@ -105,7 +100,12 @@ def main() -> None:
         for cached in (installed.root / ".cache").glob("*.gguf"):
             (store.root / ".cache" / cached.name).symlink_to(cached)
         for base in args.models:
-            installed.get(base)
+            settings = AdaptSettings.for_base(
+                installed.get(base), steps=args.steps, rank=args.rank, learning_rate=args.lr,
+                batch_size=args.batch_size, threads=args.threads, question_variants=args.variants,
+                word_dropout=args.dropout, neftune_alpha=args.neftune, retrieval_k=args.k,
+                retrieval_self=args.self_share)
+            print(f"{base} settings: {settings.as_dict()}")
             (store.root / base).symlink_to(installed.path(base))
             name = f"{base}-clinic"
             phases: dict[str, float] = {}
@@ -121,7 +121,7 @@ def main() -> None:
                            progress=progress)
             total = time.monotonic() - started
             before, after = AdaptResult.accuracy(result.before), AdaptResult.accuracy(result.after)
-            row = {"model": base, "heldout_before": before, "heldout_after": after,
+            row = {"model": base, "settings": settings.as_dict(), "heldout_before": before, "heldout_after": after,
                    "train_seconds": round(result.train_seconds, 1), "total_seconds": round(total, 1),
                    "loss_first": round(result.losses[0], 3), "loss_last": round(result.losses[-1], 3)}
             for extra in [args.holdout, *args.also]:
@@ -153,7 +153,7 @@ def main() -> None:
                           f"\n    after  {'✓' if new.right else '✗'} {new.answer!r}")
             store.remove(name)
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": settings.as_dict(), "results": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"results": rows}, indent=2))
 
 
 if __name__ == "__main__":

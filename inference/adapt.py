@@ -148,6 +148,20 @@ class AdaptSettings:
         data["target_modules"] = list(self.target_modules)
         return data
 
+    @classmethod
+    def for_base(cls, card: ModelCard | None, **overrides) -> AdaptSettings:
+        """The defaults for adapting `card`'s model: a built-in model's measured settings
+        (`BuiltinModel.adapt`) over the class defaults, then `overrides` that are not None."""
+        values = {}
+        package = (card.source or {}).get("package") if card else None
+        for model in builtin.BUILTIN_MODELS.values():
+            if package and model.pip_name == package:
+                values.update(model.adapt)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        if "rank" in values and "alpha" not in values:
+            values["alpha"] = 2 * values["rank"]
+        return cls(**values)
+
 
 @dataclass
 class TrainProgress:

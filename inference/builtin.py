@@ -163,6 +163,8 @@ class BuiltinModel:
     int8: dict = field(default_factory=dict)
     # benchmarks/conversion_check.py: greedy agreement with transformers reading the same GGUF file.
     reference_check: dict = field(default_factory=dict)
+    # Adaptation settings chosen by measurement (inference/adapt.py, benchmarks/adapt.py).
+    adapt: dict = field(default_factory=dict)
 
     def gguf_path(self, cache_dir: Path, progress) -> Path:
         raise NotImplementedError
@@ -243,6 +245,9 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         # Greedy, first 16 tokens of 8 chat prompts; next token after a 700-token prompt:
         # plain int8 max |Δlogit| 2.10, smoothed 1.28.
         reference_check={"float32": "8/8", "int8_smoothed": "3/8", "int8_plain": "3/8", "tokenizer": "8/8"},
+        # Clinic examples (benchmarks/adapt.py), development + held-out questions right of 22:
+        # 30 steps 16, 45 steps 14, 60 steps 19 (retrieval of 3 examples in each).
+        adapt={"steps": 60},
     ),
     "gemma3-270m": Gemma3(
         name="gemma3-270m",
@@ -280,5 +285,9 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         # Greedy, first 16 tokens of 8 chat prompts against transformers (benchmarks/conversion_check.py):
         # agreement is coarse (one flipped token changes the rest); perplexity above is the measure.
         reference_check={"float32": "8/8", "int8_smoothed": "1/8", "int8_plain": "2/8", "tokenizer": "8/8"},
+        # Clinic examples (benchmarks/adapt.py), development + held-out questions right of 22:
+        # 30 steps 18, 45 steps 13, 60 steps 14: longer training learns the examples by heart
+        # (loss 0.001) and copies less from the retrieved ones.
+        adapt={"steps": 30},
     ),
 }

@@ -16,7 +16,8 @@ class AdaptationForm(forms.Form):
     holdout = forms.FileField(label=_("Held-out questions (optional)"), required=False)
     holdout_fraction = forms.FloatField(label=_("Or hold out this share of the examples"), min_value=0.0,
                                         max_value=0.5, initial=0.0, required=False)
-    steps = forms.IntegerField(label=_("Training steps"), min_value=1, max_value=2000, initial=DEFAULTS.steps)
+    steps = forms.IntegerField(label=_("Training steps"), min_value=1, max_value=2000, required=False,
+                               help_text=_("Leave empty for the number measured for the base model."))
     rank = forms.IntegerField(label=_("LoRA rank"), min_value=1, max_value=128, initial=DEFAULTS.rank)
     learning_rate = forms.FloatField(label=_("Learning rate"), min_value=1e-6, max_value=1e-1,
                                      initial=DEFAULTS.learning_rate)

@@ -247,3 +247,20 @@ def test_the_shipped_clinic_examples_read():
     assert len(load_examples(data / "clinic_sw.jsonl")) == 40
     heldout = load_examples(data / "clinic_sw_heldout.jsonl", heldout=True)
     assert len(heldout) == 10 and all(example.expected for example in heldout)
+
+
+def test_built_in_models_get_their_measured_settings():
+    from types import SimpleNamespace
+
+    from inference import builtin
+
+    gemma = SimpleNamespace(source={"type": "package", "package": builtin.BUILTIN_MODELS["gemma3-270m"].pip_name})
+    smollm2 = SimpleNamespace(source={"type": "package",
+                                      "package": builtin.BUILTIN_MODELS["smollm2-135m-instruct"].pip_name})
+    other = SimpleNamespace(source={"type": "gguf", "file": "x.gguf"})
+    assert AdaptSettings.for_base(gemma).steps == builtin.BUILTIN_MODELS["gemma3-270m"].adapt["steps"]
+    assert AdaptSettings.for_base(smollm2).steps == builtin.BUILTIN_MODELS["smollm2-135m-instruct"].adapt["steps"]
+    assert AdaptSettings.for_base(other) == AdaptSettings() == AdaptSettings.for_base(None)
+    chosen = AdaptSettings.for_base(gemma, steps=7, rank=4, learning_rate=None, retrieval_k=0)
+    assert (chosen.steps, chosen.rank, chosen.alpha, chosen.retrieval_k) == (7, 4, 8, 0)
+    assert chosen.learning_rate == AdaptSettings().learning_rate

@@ -155,11 +155,10 @@ class Command(BaseCommand):
 
         if not 0.0 <= holdout_fraction <= 0.5:
             raise CommandError("--holdout-fraction must be between 0 and 0.5")
-        defaults = AdaptSettings()
-        settings = AdaptSettings(steps=steps or defaults.steps, rank=rank or defaults.rank,
-                                 alpha=2 * (rank or defaults.rank), learning_rate=lr or defaults.learning_rate,
-                                 threads=threads or defaults.threads,
-                                 retrieval_k=0 if no_retrieval else defaults.retrieval_k)
+        store = model_store()
+        card = store.get(base) if store.is_installed(base) else None
+        settings = AdaptSettings.for_base(card, steps=steps or None, rank=rank or None, learning_rate=lr or None,
+                                          threads=threads or None, retrieval_k=0 if no_retrieval else None)
         bar = None
 
         def progress(state) -> None:
