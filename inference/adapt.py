@@ -71,6 +71,7 @@ class DataError(ModelError):
         "no_answer": "the last message must be the assistant's answer",
         "no_question": "there is no user message before the answer",
         "empty_text": "a question or an answer is empty",
+        "not_text": "a question or an answer is not text",
         "too_long": f"a text is longer than {MAX_FIELD_CHARS} characters",
         "csv_header": 'the first line must be the header "question,answer"',
         "csv_row": "each line needs a question and an answer",
@@ -203,7 +204,7 @@ class AdaptResult:
 
 def _text(value, line: int) -> str:
     if not isinstance(value, str):
-        raise DataError("role", line=line)
+        raise DataError("not_text", line=line)
     if not value.strip():
         raise DataError("empty_text", line=line)
     if len(value) > MAX_FIELD_CHARS:

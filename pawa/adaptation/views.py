@@ -57,6 +57,7 @@ def data_error_message(code: str, line: int | None = None, detail: str = "") -> 
         "no_answer": _("the last message must be the assistant's answer"),
         "no_question": _("there is no user message before the answer"),
         "empty_text": _("a question or an answer is empty"),
+        "not_text": _("a question or an answer is not text"),
         "too_long": _("a text is longer than 4000 characters"),
         "csv_header": _('the first line must be the header "question,answer"'),
         "csv_row": _("each line needs a question and an answer"),
