@@ -94,11 +94,12 @@ class ExampleIndex:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def search(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset()) -> list[int]:
+    def search(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset(),
+               min_relevance: float = MIN_RELEVANCE) -> list[int]:
         """Positions of the best `k` pairs (best first), leaving out those in `exclude` and
         those sharing no distinctive term with the query (one found in at most a quarter of
         the examples, DISTINCTIVE_SHARE); none when the best of them scores below
-        MIN_RELEVANCE of its score against itself; ties keep the file's order."""
+        `min_relevance` of its score against itself; ties keep the file's order."""
         if not self._bm25 or k <= 0:
             return []
         wanted = terms(query)
@@ -106,15 +107,16 @@ class ExampleIndex:
         scores = self._bm25.get_scores(wanted)
         ranked = sorted(range(len(self.pairs)), key=lambda i: (-scores[i], i))
         found = [i for i in ranked if i not in exclude and self._terms[i] & words][:k]
-        if found and scores[found[0]] < MIN_RELEVANCE * self._own_scores[found[0]]:
+        if found and scores[found[0]] < min_relevance * self._own_scores[found[0]]:
             return []
         return found
 
-    def context(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset()) -> list[dict]:
+    def context(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset(),
+                min_relevance: float = MIN_RELEVANCE) -> list[dict]:
         """The best pairs as user/assistant turns, least relevant first (the nearest ends up
         next to the question)."""
         turns: list[dict] = []
-        for position in reversed(self.search(query, k, exclude=exclude)):
+        for position in reversed(self.search(query, k, exclude=exclude, min_relevance=min_relevance)):
             turns += self.pairs[position].turns()
         return turns
 
