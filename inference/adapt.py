@@ -488,10 +488,10 @@ def encode_examples(builder, examples: list[Example], *, index=None, k: int = 0,
         if index is not None and k > 0:
             keep = keep_self is not None and keep_self[number]
             exclude = frozenset() if sources is None or keep else frozenset({sources[number]})
-            # Every example trains with its neighbours, however weak the match (RAFT's distractors):
-            # the model learns to copy a matching fact and to pass over the others. Serving gives
-            # context only to questions that match an example well (MIN_RELEVANCE).
-            head = head + index.context(example.question, k, exclude=exclude, min_relevance=0.0)
+            # The same rule as serving: an example whose neighbours match it weakly trains without
+            # them (measured: giving every example its neighbours, however weak, made Gemma 3's
+            # held-out accuracy 5/10 instead of 10/10).
+            head = head + index.context(example.question, k, exclude=exclude)
         messages = head + messages
         prompt = builder.render_chat(messages[:-1])
         options = dict(bos_token=card.bos_token, eos_token=card.eos_token, add_generation_prompt=False)

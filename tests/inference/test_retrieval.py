@@ -132,10 +132,10 @@ def test_a_card_naming_missing_examples_is_a_clear_error(tiny_with_examples):
         PromptBuilder(tiny_with_examples)
 
 
-def test_weak_neighbours_are_left_out_when_serving_but_not_when_training(clinic):
+def test_weak_neighbours_are_left_out_unless_asked_for(clinic):
     own = clinic.search("Namba ya dharura ni ipi?", 1)
-    # Its paraphrase is a long sentence: a weak match by the serving threshold...
+    # Its paraphrase is a long sentence: a weak match by the default threshold...
     assert clinic.search("Namba ya dharura ni ipi?", 3, exclude=frozenset(own)) == []
-    # ...but training gives every example its neighbours (encode_examples passes 0).
+    # ...which a caller may lower.
     weak = clinic.search("Namba ya dharura ni ipi?", 3, exclude=frozenset(own), min_relevance=0.0)
     assert len(weak) == 3 and own[0] not in weak
