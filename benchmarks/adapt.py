@@ -2,7 +2,11 @@
 
     python benchmarks/adapt.py [--models-dir var/models] [--models NAME ...]
                                [--steps N] [--rank R] [--lr X] [--batch-size B] [--threads T]
-                               [--data FILE] [--holdout FILE] [--show]
+                               [--k N] [--variants N] [--neftune A] [--self-share P]
+                               [--data FILE] [--holdout FILE] [--also FILE ...] [--ablations] [--show]
+
+The README's numbers: --holdout tests/data/clinic_sw_dev.jsonl (12 rephrased questions used to
+choose the settings) --also tests/data/clinic_sw_heldout.jsonl (the 10 held-out ones).
 
 For each model: LoRA training on tests/data/clinic_sw.jsonl (40 Swahili questions and answers
 about a fictional clinic) with inference/adapt.py, exactly as `manage.py models adapt` does it,
@@ -12,7 +16,9 @@ Then it prints
   paraphrased questions, each with the fact a right answer contains),
 - general Swahili accuracy before and after on benchmarks/swahili_qa.py's questions
   (tests/data/swahili_qa.json), to see that the adaptation does not make other answers worse,
-- the training time (the LoRA steps; loading and converting are reported apart).
+- the training time (the LoRA steps; loading and converting are reported apart),
+- with --ablations, the adapted model without its retrieved examples and the base model with
+  them (inference/retrieval.py), to tell what training and retrieval each bring.
 Needs the optional extra: pip install -r requirements-convert.txt.
 """
 
