@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="training seed (order, adapters, noise)")
     parser.add_argument("--variants", type=int, default=defaults.question_variants,
                         help="word-dropout copies of each question")
     parser.add_argument("--dropout", type=float, default=defaults.word_dropout)
@@ -110,7 +111,7 @@ def main() -> None:
                 installed.get(base), steps=args.steps, rank=args.rank, learning_rate=args.lr,
                 batch_size=args.batch_size, threads=args.threads, question_variants=args.variants,
                 word_dropout=args.dropout, neftune_alpha=args.neftune, retrieval_k=args.k,
-                retrieval_self=args.self_share)
+                retrieval_self=args.self_share, seed=args.seed)
             print(f"{base} settings: {settings.as_dict()}")
             (store.root / base).symlink_to(installed.path(base))
             name = f"{base}-clinic"
