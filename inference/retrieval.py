@@ -89,7 +89,7 @@ class ExampleIndex:
         limit = max(2, math.ceil(DISTINCTIVE_SHARE * len(self.pairs)))
         self._distinctive = {term for term, count in frequency.items() if count <= limit}
         self._bm25 = BM25Plus(documents) if self.pairs else None
-        self._own_scores = [float(self._bm25.get_scores(document)[i]) for i, document in enumerate(documents)]
+        self._documents = documents
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -107,9 +107,13 @@ class ExampleIndex:
         scores = self._bm25.get_scores(wanted)
         ranked = sorted(range(len(self.pairs)), key=lambda i: (-scores[i], i))
         found = [i for i in ranked if i not in exclude and self._terms[i] & words][:k]
-        if found and scores[found[0]] < min_relevance * self._own_scores[found[0]]:
+        if found and scores[found[0]] < min_relevance * self._own_score(found[0]):
             return []
         return found
+
+    def _own_score(self, position: int) -> float:
+        """The score of example `position` against its own terms (the most it can score)."""
+        return float(self._bm25.get_batch_scores(self._documents[position], [position])[0])
 
     def context(self, query: str, k: int = DEFAULT_K, *, exclude: frozenset[int] = frozenset(),
                 min_relevance: float = MIN_RELEVANCE) -> list[dict]:

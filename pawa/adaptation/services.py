@@ -62,8 +62,8 @@ def adaptation_create(
             raise AdaptationInvalid("holdout", data_error=exc, field="holdout") from exc
     elif holdout_fraction > 0 and len(examples) - max(1, round(len(examples) * holdout_fraction)) < 2:
         raise AdaptationInvalid("data", data_error=DataError("too_few"), field="holdout_fraction")
-    defaults = AdaptSettings.for_base(model_store().get(base_model), steps=steps, rank=rank,
-                                      learning_rate=learning_rate, retrieval_k=0 if retrieval is False else None)
+    chosen = AdaptSettings.for_base(model_store().get(base_model), steps=steps, rank=rank,
+                                    learning_rate=learning_rate, retrieval_k=0 if retrieval is False else None)
     folder = adaptations_dir() / uuid.uuid4().hex
     folder.mkdir(parents=True)
     data_path = folder / f"data{Path(data_name).suffix.lower()}"
@@ -76,8 +76,8 @@ def adaptation_create(
         adaptation = Adaptation.objects.create(
             created_by=user, base_model=base_model, name=name, data_file=str(data_path), data_name=data_name[:200],
             data_sha256=hashlib.sha256(data).hexdigest(), examples=len(examples), holdout_file=holdout_path,
-            holdout_fraction=0.0 if holdout else holdout_fraction, steps=defaults.steps,
-            rank=defaults.rank, learning_rate=defaults.learning_rate, retrieval_k=defaults.retrieval_k,
+            holdout_fraction=0.0 if holdout else holdout_fraction, steps=chosen.steps,
+            rank=chosen.rank, learning_rate=chosen.learning_rate, retrieval_k=chosen.retrieval_k,
         )
         from pawa.adaptation.tasks import adaptation_train
 
